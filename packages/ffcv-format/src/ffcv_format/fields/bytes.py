@@ -1,0 +1,85 @@
+"""Variable-length fields: raw bytes, and JSON documents stored as bytes."""
+import json
+
+import numpy as np
+
+from .base import Field, empty_arguments
+
+BYTES_METADATA = np.dtype([('ptr', '<u8'), ('size', '<u8')])
+
+
+def _as_byte_array(field):
+    if isinstance(field, (bytes, bytearray, memoryview)):
+        return np.frombuffer(field, dtype=np.uint8)
+    if isinstance(field, np.ndarray):
+        if field.dtype not in (np.uint8, np.int8) or field.ndim != 1:
+            raise TypeError(
+                f"BytesField expects bytes or a 1-D uint8 array, got a {field.dtype} array "
+                f"of shape {field.shape}")
+        return np.ascontiguousarray(field).view(np.uint8)
+    raise TypeError(f"BytesField expects bytes or a 1-D uint8 array, got {type(field).__name__}")
+
+
+class BytesField(Field):
+    """A variable-length byte string per sample; decoded as a 1-D uint8 array."""
+
+    TYPE_ID = 3
+    pointer_names = ('ptr',)
+
+    @property
+    def metadata_type(self):
+        return BYTES_METADATA
+
+    @staticmethod
+    def from_binary(binary):
+        return BytesField()
+
+    def to_binary(self):
+        return empty_arguments()
+
+    def _store(self, destination, data, malloc):
+        ptr, buffer = malloc(data.size)
+        buffer[:] = data
+        destination['ptr'] = ptr
+        destination['size'] = data.size
+
+    def encode(self, destination, field, malloc):
+        self._store(destination, _as_byte_array(field), malloc)
+
+    def decode(self, metadata, storage):
+        return storage.read(int(metadata['ptr']), int(metadata['size'])).copy()
+
+
+class JSONField(BytesField):
+    """A JSON-encodable value per sample (dicts, lists, strings, numbers...).
+
+    Stored as the UTF-8 bytes of ``json.dumps(value)`` followed by a zero byte.
+    """
+
+    TYPE_ID = 5
+
+    @staticmethod
+    def from_binary(binary):
+        return JSONField()
+
+    def encode(self, destination, field, malloc):
+        try:
+            text = json.dumps(field)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"JSONField value cannot be encoded as JSON: {e}") from None
+        data = np.frombuffer((text + '\0').encode('utf-8'), dtype=np.uint8)
+        self._store(destination, data, malloc)
+
+    @staticmethod
+    def unpack(batch):
+        """Decode a batch of zero-terminated JSON byte arrays (FFCV 1.0's helper)."""
+        return [JSONField._parse(np.asarray(b, dtype=np.uint8)) for b in batch]
+
+    @staticmethod
+    def _parse(data):
+        zeros = np.flatnonzero(data == 0)
+        end = zeros[0] if zeros.size else data.size
+        return json.loads(data[:end].tobytes().decode('utf-8'))
+
+    def decode(self, metadata, storage):
+        return self._parse(storage.read(int(metadata['ptr']), int(metadata['size'])))

@@ -1,0 +1,379 @@
+"""DatasetWriter: encode samples into a `.beton` file in parallel, atomically."""
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+import operator
+import os
+import queue
+import threading
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ._atomic import AtomicFile
+from .errors import EncodeError
+from .fields.base import Field, _set_current_sample_id
+from .spec import (ALLOC_TABLE_TYPE, CURRENT_VERSION, DEFAULT_PAGE_SIZE, FIELD_ARGS_BYTES,
+                   FIELD_DESC_TYPE, FIELD_NAME_MAX_BYTES, HEADER_TYPE, align_up, check_page_size,
+                   metadata_start, metadata_type, page_size_for)
+
+
+def default_num_workers():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _pwrite_all(fd, data, offset):
+    view = memoryview(data).cast('B')
+    while view.nbytes:
+        written = os.pwrite(fd, view, offset)
+        view = view[written:]
+        offset += written
+
+
+class _Cancelled(Exception):
+    pass
+
+
+class _PageAllocator:
+    """One worker's current page. Allocations never cross a page boundary."""
+
+    def __init__(self, state):
+        self.state = state
+        self.page = np.zeros(state.page_size, dtype=np.uint8)
+        self.page_index = None
+        self.offset = 0
+        self.sample_id = 0
+        self.field_index = 0
+        self.entries = []          # flat [sample_id, ptr, size, ...]
+        self.allocating_fields = set()
+
+    def malloc(self, size):
+        size = operator.index(size)
+        state = self.state
+        if size < 0:
+            raise ValueError(f"cannot allocate {size} bytes")
+        if size > state.page_size:
+            raise ValueError(
+                f"needs {size} bytes but page_size is {state.page_size} bytes; "
+                f"use DatasetWriter(..., page_size={page_size_for(size)}) or larger")
+        footprint = max(size, 1)  # zero-size allocations still get a distinct pointer
+        if self.page_index is None or self.offset + footprint > state.page_size:
+            self.flush()
+            self.page_index = state.new_page()
+            self.offset = 0
+        ptr = state.data_start + self.page_index * state.page_size + self.offset
+        buffer = self.page[self.offset:self.offset + size]
+        self.offset += footprint
+        self.entries += (self.sample_id, ptr, size)
+        self.allocating_fields.add(self.field_index)
+        return ptr, buffer
+
+    def flush(self):
+        if self.page_index is None:
+            return
+        state = self.state
+        _pwrite_all(state.fd, self.page, state.data_start + self.page_index * state.page_size)
+        self.page[:self.offset] = 0
+        self.page_index = None
+        self.offset = 0
+
+
+class _WriteState:
+    def __init__(self, fd, page_size, data_start):
+        self.fd = fd
+        self.page_size = page_size
+        self.data_start = data_start
+        self.num_pages = 0
+        self.lock = threading.Lock()
+
+    def new_page(self):
+        with self.lock:
+            index = self.num_pages
+            self.num_pages += 1
+            return index
+
+
+class DatasetWriter:
+    """Writes a dataset into a `.beton` file.
+
+    ``fields`` maps each field name (1 to 16 ASCII bytes) to a field; each sample is a
+    tuple with one value per field, in that order.
+
+    >>> writer = DatasetWriter('data.beton', {'image': RGBImageField(max_resolution=256),
+    ...                                       'label': IntField()})
+    >>> writer.from_indexed_dataset(my_dataset)  # doctest: +SKIP
+
+    Samples are encoded by ``num_workers`` threads (all cores by default). The file
+    appears at ``path`` only once it is complete: an interrupted or failed write leaves
+    nothing there, and an existing file is replaced only with ``overwrite=True``.
+    """
+
+    def __init__(self, fname, fields, page_size=DEFAULT_PAGE_SIZE, num_workers=-1, *,
+                 progress=True, overwrite=False):
+        self.fname = os.fspath(fname)
+        self.fields = self._check_fields(fields)
+        check_page_size(page_size)
+        self.page_size = int(page_size)
+        if num_workers == -1:
+            num_workers = default_num_workers()
+        if not isinstance(num_workers, (int, np.integer)) or num_workers < 1:
+            raise ValueError(f"num_workers must be a positive integer or -1 (all cores), got {num_workers!r}")
+        self.num_workers = int(num_workers)
+        self.progress = progress
+        self.overwrite = overwrite
+        self.names = list(self.fields)
+        self.metadata_type = metadata_type([f.metadata_type for f in self.fields.values()], self.names)
+        self._descriptors = self._field_descriptors()
+        if not overwrite and os.path.lexists(self.fname):
+            raise FileExistsError(f"{self.fname!r} already exists; pass overwrite=True to replace it")
+
+    @staticmethod
+    def _check_fields(fields):
+        if not isinstance(fields, dict) or not fields:
+            raise ValueError("fields must be a non-empty dict of {name: Field}")
+        if len(fields) > 0xFFFF:
+            raise ValueError(f"a file holds at most 65535 fields, got {len(fields)}")
+        for name, field in fields.items():
+            if not isinstance(name, str):
+                raise TypeError(f"field names must be strings, got {name!r}")
+            try:
+                encoded = name.encode('ascii')
+            except UnicodeEncodeError:
+                raise ValueError(f"field name {name!r} is not ASCII") from None
+            if not 1 <= len(encoded) <= FIELD_NAME_MAX_BYTES or '\0' in name:
+                raise ValueError(f"field name {name!r} is {len(encoded)} bytes long; names must be "
+                                 f"1 to {FIELD_NAME_MAX_BYTES} ASCII bytes (without NUL)")
+            if not isinstance(field, Field):
+                raise TypeError(f"field {name!r} must be a Field instance (e.g. IntField()), "
+                                f"got {field!r:.80}")
+        return dict(fields)
+
+    def _field_descriptors(self):
+        descriptors = np.zeros(len(self.fields), dtype=FIELD_DESC_TYPE)
+        for i, (name, field) in enumerate(self.fields.items()):
+            encoded = np.frombuffer(name.encode('ascii'), dtype=np.uint8)
+            descriptors[i]['type_id'] = field.type_id
+            descriptors[i]['name'][:encoded.size] = encoded
+            args = np.asarray(field.to_binary()).tobytes()
+            if len(args) > FIELD_ARGS_BYTES:
+                raise ValueError(f"field {name!r}: to_binary() returned {len(args)} bytes, "
+                                 f"at most {FIELD_ARGS_BYTES} fit")
+            descriptors[i]['arguments'][:len(args)] = np.frombuffer(args, dtype=np.uint8)
+        return descriptors
+
+    # ------------------------------------------------------------------ sources
+
+    def from_indexed_dataset(self, dataset, indices=None, chunksize=100, shuffle_indices=False,
+                             *, seed=None):
+        """Write ``dataset[i]`` for each ``i`` in ``indices`` (default: all), in order.
+
+        ``shuffle_indices`` writes them in a random order (seeded by ``seed``).
+        """
+        length = len(dataset)
+        if indices is None:
+            indices = np.arange(length)
+        else:
+            indices = np.asarray(indices)
+            if indices.ndim != 1 or (indices.size and not np.issubdtype(indices.dtype, np.integer)):
+                raise ValueError("indices must be a 1-D sequence of integers")
+            bad = (indices < 0) | (indices >= length)
+            if bad.any():
+                raise IndexError(f"index {int(indices[bad][0])} is out of range for a dataset "
+                                 f"of {length} samples")
+        if shuffle_indices:
+            indices = np.random.default_rng(seed).permutation(indices)
+        chunksize = self._check_chunksize(chunksize)
+
+        def chunks():
+            for start in range(0, len(indices), chunksize):
+                chunk = indices[start:start + chunksize]
+                yield start, [int(i) for i in chunk]
+
+        def get(index):
+            return dataset[index]
+
+        self._write(chunks(), get, len(indices), known_length=True)
+
+    def from_iterable(self, iterable, chunksize=100):
+        """Write every sample ``iterable`` yields, in order (its length need not be known)."""
+        chunksize = self._check_chunksize(chunksize)
+        hint = operator.length_hint(iterable, 0)
+        iterator = iter(iterable)
+
+        def chunks():
+            start = 0
+            while True:
+                chunk = []
+                for sample in iterator:
+                    chunk.append(sample)
+                    if len(chunk) == chunksize:
+                        break
+                if not chunk:
+                    return
+                yield start, chunk
+                start += len(chunk)
+
+        self._write(chunks(), None, hint, known_length=False)
+
+    @staticmethod
+    def _check_chunksize(chunksize):
+        if not isinstance(chunksize, (int, np.integer)) or chunksize < 1:
+            raise ValueError(f"chunksize must be a positive integer, got {chunksize!r}")
+        return int(chunksize)
+
+    # ------------------------------------------------------------------ writing
+
+    def _write(self, chunks, get, length, known_length):
+        target = AtomicFile(self.fname, overwrite=self.overwrite)
+        try:
+            self._write_into(target.fd, chunks, get, length, known_length)
+            target.commit()
+        except BaseException:
+            target.abort()
+            raise
+
+    def _write_into(self, fd, chunks, get, length, known_length):
+        row_size = self.metadata_type.itemsize
+        meta_start = metadata_start(len(self.fields))
+        data_start = align_up(meta_start + length * row_size, self.page_size)
+        state = _WriteState(fd, self.page_size, data_start)
+        _pwrite_all(fd, self._descriptors, HEADER_TYPE.itemsize)
+        allocators = [_PageAllocator(state) for _ in range(self.num_workers)]
+        idle = queue.SimpleQueue()
+        for allocator in allocators:
+            idle.put(allocator)
+        cancel = threading.Event()
+        metadata_chunks = []
+        num_samples = 0
+        bar = tqdm(total=length if known_length else None, disable=not self.progress,
+                   unit='samples', desc=os.path.basename(self.fname), leave=False)
+        executor = ThreadPoolExecutor(self.num_workers, thread_name_prefix='ffcv-writer')
+        pending = set()
+        try:
+            for start, items in chunks:
+                while len(pending) >= 2 * self.num_workers:
+                    num_samples += self._collect(wait(pending, return_when=FIRST_COMPLETED)[0],
+                                                 pending, fd, meta_start, known_length,
+                                                 metadata_chunks, bar)
+                pending.add(executor.submit(self._encode_chunk, start, items, get, idle, cancel))
+            while pending:
+                num_samples += self._collect(wait(pending, return_when=FIRST_COMPLETED)[0],
+                                             pending, fd, meta_start, known_length,
+                                             metadata_chunks, bar)
+        except BaseException:
+            cancel.set()
+            raise
+        finally:
+            executor.shutdown(wait=True, cancel_futures=True)
+            bar.close()
+        for allocator in allocators:
+            allocator.flush()
+
+        needed_start = align_up(meta_start + num_samples * row_size, self.page_size)
+        table = self._allocation_table(allocators)
+        if state.num_pages and needed_start > data_start:
+            # from_iterable got more samples than room was left for: move the pages.
+            self._relocate(state, allocators, needed_start - data_start, metadata_chunks, table)
+            data_start = state.data_start
+        if not known_length:
+            metadata_chunks.sort(key=lambda chunk: chunk[0])
+            for start, metadata in metadata_chunks:
+                _pwrite_all(fd, metadata, meta_start + start * self.metadata_type.itemsize)
+        if state.num_pages:
+            alloc_table_ptr = data_start + state.num_pages * self.page_size
+        else:
+            alloc_table_ptr = meta_start + num_samples * row_size
+        _pwrite_all(fd, table, alloc_table_ptr)
+        os.ftruncate(fd, alloc_table_ptr + table.nbytes)
+        header = np.zeros(1, dtype=HEADER_TYPE)
+        header['version'] = CURRENT_VERSION
+        header['num_fields'] = len(self.fields)
+        header['page_size'] = self.page_size
+        header['num_samples'] = num_samples
+        header['alloc_table_ptr'] = alloc_table_ptr
+        _pwrite_all(fd, header, 0)
+
+    def _collect(self, done, pending, fd, meta_start, known_length, metadata_chunks, bar):
+        count = 0
+        for future in done:
+            pending.discard(future)
+            start, metadata = future.result()
+            if known_length:
+                _pwrite_all(fd, metadata, meta_start + start * self.metadata_type.itemsize)
+            else:
+                metadata_chunks.append((start, metadata))
+            count += len(metadata)
+            bar.update(len(metadata))
+        return count
+
+    def _encode_chunk(self, start, items, get, idle, cancel):
+        allocator = idle.get()
+        try:
+            metadata = np.zeros(len(items), dtype=self.metadata_type)
+            columns = [metadata[name] for name in self.names]
+            fields = list(self.fields.values())
+            num_fields = len(fields)
+            for j, item in enumerate(items):
+                if cancel.is_set():
+                    raise _Cancelled()
+                sample_id = start + j
+                allocator.sample_id = sample_id
+                _set_current_sample_id(sample_id)
+                if get is not None:
+                    try:
+                        sample = get(item)
+                    except Exception as e:
+                        e.add_note(f"(raised by the dataset while reading index {item} for sample {sample_id})")
+                        raise
+                    where = f"sample {sample_id}" + (f" (dataset index {item})" if item != sample_id else "")
+                else:
+                    sample = item
+                    where = f"sample {sample_id}"
+                if not isinstance(sample, (tuple, list)):
+                    sample = (sample,)
+                if len(sample) != num_fields:
+                    raise EncodeError(
+                        f"{where} has {len(sample)} value(s) but the writer has {num_fields} "
+                        f"field(s) {self.names}", sample_id)
+                for k in range(num_fields):
+                    allocator.field_index = k
+                    try:
+                        fields[k].encode(columns[k][j:j + 1], sample[k], allocator.malloc)
+                    except Exception as e:
+                        raise EncodeError(f"{where}, field {self.names[k]!r} "
+                                          f"({type(fields[k]).__name__}): {e}",
+                                          sample_id, self.names[k]) from e
+            return start, metadata
+        finally:
+            _set_current_sample_id(None)
+            idle.put(allocator)
+
+    def _allocation_table(self, allocators):
+        flat = np.concatenate([np.asarray(a.entries, dtype='<u8') for a in allocators])
+        table = flat.view(ALLOC_TABLE_TYPE) if flat.size else np.zeros(0, ALLOC_TABLE_TYPE)
+        return np.sort(table, order='ptr')
+
+    def _relocate(self, state, allocators, delta, metadata_chunks, table):
+        allocating = set().union(*(a.allocating_fields for a in allocators))
+        for k in allocating:
+            field = list(self.fields.values())[k]
+            if not field.pointer_names:
+                raise EncodeError(
+                    f"field {self.names[k]!r} ({type(field).__name__}) does not declare where it "
+                    "stores data pointers (pointer_names), so its pages cannot be moved; "
+                    "write with from_indexed_dataset or give the iterable a __len__", None, self.names[k])
+        page = bytearray(state.page_size)
+        for index in reversed(range(state.num_pages)):
+            old = state.data_start + index * state.page_size
+            read = os.preadv(state.fd, [page], old)
+            assert read == state.page_size
+            _pwrite_all(state.fd, page, old + delta)
+        for _, metadata in metadata_chunks:
+            for k in allocating:
+                column = metadata[self.names[k]]
+                for pointer in list(self.fields.values())[k].pointer_names:
+                    target = column[pointer] if pointer else column
+                    target += np.uint64(delta)
+        table['ptr'] += np.uint64(delta)
+        state.data_start += delta
