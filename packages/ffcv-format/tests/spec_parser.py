@@ -439,6 +439,10 @@ def _lookup_alloc(by_sample_ptr, sid, ptr, where, size=None):
         cands = [a for a in cands if a.size == size]
         _check(cands, f'{where}: no allocation of sample {sid} at {ptr} has '
                       f'size {size}')
+    elif any(a.size for a in cands):
+        # a zero-size allocation may share its ptr with the next allocation
+        # (it overlaps nothing); a value that needs data is not the empty one
+        cands = [a for a in cands if a.size]
     sizes = {a.size for a in cands}
     _check(len(sizes) == 1,
            f'{where}: several allocations of sample {sid} at {ptr} with '

@@ -479,3 +479,56 @@ def test_vector_scalars_special_floats():
     w = np.array(b.column('weight'), '<f8')
     assert np.signbit(w[1]) and w[1] == 0, '-0.0 kept'
     assert np.isnan(w[5])
+
+
+def test_lookup_zero_size_sharing_ptr():
+    # a zero-size allocation overlaps nothing, so it may share its ptr with
+    # another allocation of the same sample; a lookup by ptr alone (images,
+    # arrays) then means the nonzero one, a lookup with a size the exact one
+    A = sp.Allocation
+    table = {(0, 100): [A(0, 100, 0), A(0, 100, 50)]}
+    assert sp._lookup_alloc(table, 0, 100, 'x').size == 50
+    assert sp._lookup_alloc(table, 0, 100, 'x', size=0).size == 0
+    table = {(0, 100): [A(0, 100, 7), A(0, 100, 50)]}
+    with pytest.raises(AssertionError, match='ambiguous'):
+        sp._lookup_alloc(table, 0, 100, 'x')
+
+
+# ===========================================================================
+# Live: our writer across several pages, checked by the spec parser
+# ===========================================================================
+
+class _Rows:
+    def __init__(self, rows):
+        self.rows = rows
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, i):
+        return self.rows[i]
+
+
+@pytest.mark.parametrize('num_workers', [1, 2])
+def test_live_writer_multipage(tmp_path, num_workers):
+    from ffcv_format import DatasetWriter, BytesField, IntField, NDArrayField
+    rng = np.random.RandomState(5)
+    sizes = [0, 1, 2 ** 21, 900_000, 700_000, 1_500_000, 0, 3, 1_200_000,
+             2 ** 21 - 1, 400_000, 800_000]
+    blobs = [rng.randint(0, 256, size=s).astype(np.uint8) for s in sizes]
+    arrs = rng.normal(size=(len(sizes), 1000)).astype('<f8')
+    path = tmp_path / 'multi.beton'
+    w = DatasetWriter(str(path), {'blob': BytesField(), 'n': IntField(),
+                                  'arr': NDArrayField(np.dtype('<f8'), (1000,))},
+                      page_size=2 ** 21, num_workers=num_workers,
+                      progress=False, overwrite=True)
+    w.from_indexed_dataset(_Rows([(blobs[i], i, arrs[i])
+                                  for i in range(len(sizes))]))
+    b = sp.parse(path)
+    assert len(b.pages) >= 5, b.pages
+    assert b.column('n') == list(range(len(sizes)))
+    for i, s in enumerate(b.samples):
+        assert s['blob'] == blobs[i].tobytes(), i
+        exact(s['arr'], arrs[i], f'arr {i}')
+    ptrs = [a.ptr for a in b.allocations]
+    assert ptrs == sorted(ptrs)
