@@ -71,10 +71,17 @@ fi
 # build isolation (step 3). torch 2.13 itself requires setuptools>=77.
 "${PIP[@]}" install -q --upgrade pip wheel setuptools
 
-# 1. torch first, explicitly pinned: with PIP_FIND_LINKS=/opt/wheels this picks
-#    the local +cpu wheel (its deps are only small pure-Python packages).
+# 1. torch first, explicitly pinned, from the local CPU wheel only: --no-index
+#    restricts pip to the find-links directory (PIP_FIND_LINKS=/opt/wheels), so
+#    a missing local wheel is an error instead of a multi-GB CUDA download.
+#    The second call only adds torch's small pure-Python deps from the index.
 if ! "$VPY" -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('${TORCH_VERSION}') else 1)" 2>/dev/null; then
-  log "installing torch==${TORCH_VERSION} (local CPU wheel)"
+  log "installing torch==${TORCH_VERSION} (local CPU wheel via PIP_FIND_LINKS=${PIP_FIND_LINKS:-<pip config>})"
+  if ! "${PIP[@]}" install --no-index --no-deps "torch==${TORCH_VERSION}"; then
+    echo "[ffcv102-setup] ERROR: no local torch==${TORCH_VERSION} wheel found; set PIP_FIND_LINKS to a" \
+         "directory holding a CPU wheel (refusing to download a CUDA torch from PyPI)" >&2
+    exit 1
+  fi
   "${PIP[@]}" install "torch==${TORCH_VERSION}" -c "$CONSTRAINTS"
 fi
 
