@@ -498,16 +498,6 @@ def test_lookup_zero_size_sharing_ptr():
 # Live: our writer across several pages, checked by the spec parser
 # ===========================================================================
 
-class _Rows:
-    def __init__(self, rows):
-        self.rows = rows
-
-    def __len__(self):
-        return len(self.rows)
-
-    def __getitem__(self, i):
-        return self.rows[i]
-
 
 @pytest.mark.parametrize('num_workers', [1, 2])
 def test_live_writer_multipage(tmp_path, num_workers):
@@ -522,8 +512,7 @@ def test_live_writer_multipage(tmp_path, num_workers):
                                   'arr': NDArrayField(np.dtype('<f8'), (1000,))},
                       page_size=2 ** 21, num_workers=num_workers,
                       progress=False, overwrite=True)
-    w.from_indexed_dataset(_Rows([(blobs[i], i, arrs[i])
-                                  for i in range(len(sizes))]))
+    w.from_indexed_dataset([(blobs[i], i, arrs[i]) for i in range(len(sizes))])
     b = sp.parse(path)
     assert len(b.pages) >= 5, b.pages
     assert b.column('n') == list(range(len(sizes)))

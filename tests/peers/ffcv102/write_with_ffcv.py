@@ -49,16 +49,6 @@ JPEG_MAX_MEAN_ABS_DIFF = 3.0   # mean |decoded - original| per image, quality 95
 JPEG_MAX_ABS_DIFF = 80         # sanity bound on any single channel value
 
 
-class ListDataset:
-    def __init__(self, rows):
-        self.rows = rows
-
-    def __len__(self):
-        return len(self.rows)
-
-    def __getitem__(self, i):
-        return self.rows[int(i)]
-
 
 def field_meta(name, kind, **extra):
     return dict(name=name, kind=kind, type_id=TYPE_ID[kind], handler=HANDLER[kind], **extra)
@@ -103,7 +93,7 @@ def write_case(outdir, name, fields, rows, field_metas, arrays, description, pag
     path = outdir / f'{name}.beton'
     w = DatasetWriter(str(path), fields, page_size=page_size, num_workers=WORKERS,
                       progress=False, overwrite=True)
-    w.from_indexed_dataset(ListDataset(rows))
+    w.from_indexed_dataset(rows)
     meta = dict(format=1, num_samples=len(rows), page_size=page_size, description=description,
                 xfail=xfail, min_pages=min_pages, fields=field_metas)
     np.savez(outdir / f'{name}.expected.npz', __meta__=np.array(json.dumps(meta)), **arrays)

@@ -44,16 +44,6 @@ except ImportError:
 # ---------------------------------------------------------------------------
 
 
-class ListDataset:
-    def __init__(self, rows):
-        self.rows = rows
-
-    def __len__(self):
-        return len(self.rows)
-
-    def __getitem__(self, i):
-        return self.rows[i]
-
 
 def smooth_image(rng, h, w, c):
     """A smooth image (JPEG-friendly: low frequencies, slowly varying
@@ -85,7 +75,7 @@ def write(name, fields, rows, expected_fields, npz, json_values=None):
     path = os.path.join(HERE, name + '.beton')
     w = DatasetWriter(path, fields, page_size=PAGE_SIZE, num_workers=1,
                       progress=False, overwrite=True)
-    w.from_indexed_dataset(ListDataset(rows))
+    w.from_indexed_dataset(rows)
     exp = {'num_samples': len(rows), 'page_size': PAGE_SIZE,
            'fields': expected_fields, 'json_values': json_values or {}}
     with open(os.path.join(HERE, name + '.expected.json'), 'w') as fh:
