@@ -1,4 +1,22 @@
-"""ffcv_ops: not implemented yet (see README.md). Importing it gives only its version."""
-from .__about__ import __version__
+"""ffcv_ops: compiled decode and augmentation pipelines.
 
-__all__ = ['__version__']
+The Operation protocol (``Operation``, ``State``, ``AllocationQuery``, ``Compiler``), a
+decoder for every field type, and the transforms of image training.
+"""
+from .__about__ import __version__
+from .allocation_query import AllocationQuery
+from .compiler import Compiler
+from .decoders import (BytesDecoder, CenterCropRGBImageDecoder, Decoder, FloatDecoder, IntDecoder,
+                       NDArrayDecoder, RandomResizedCropRGBImageDecoder, SimpleRGBImageDecoder,
+                       default_decoder, register_default_decoder)
+from .operation import Operation
+from .pipeline import Pipeline, PipelineSpec
+from .state import State
+from .transforms import (Convert, Cutout, NormalizeImage, RandomHorizontalFlip, Squeeze, ToDevice,
+                         ToTensor, ToTorchImage, View)
+
+__all__ = ['__version__', 'Operation', 'State', 'AllocationQuery', 'Compiler', 'Pipeline',
+           'PipelineSpec', 'Decoder', 'IntDecoder', 'FloatDecoder', 'BytesDecoder', 'NDArrayDecoder',
+           'SimpleRGBImageDecoder', 'RandomResizedCropRGBImageDecoder', 'CenterCropRGBImageDecoder',
+           'default_decoder', 'register_default_decoder', 'RandomHorizontalFlip', 'Cutout',
+           'NormalizeImage', 'ToTensor', 'ToDevice', 'ToTorchImage', 'Convert', 'View', 'Squeeze']

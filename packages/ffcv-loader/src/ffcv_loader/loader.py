@@ -1,0 +1,353 @@
+"""The Loader: FFCV 1.0's ``ffcv.loader.Loader``, with its arguments and meaning."""
+import os
+import secrets
+import threading
+import weakref
+
+import numpy as np
+from ffcv_format import Reader
+from ffcv_ops import Operation
+from ffcv_ops.pipeline import Pipeline, PipelineSpec
+
+from .memory import OSCacheManager, ProcessCacheManager, sample_pages
+from .orders import OrderOption, TraversalOrder, make_order
+from .scheduler import CudaPrefetch, EpochRun
+
+__all__ = ['Loader']
+
+_STATE_VERSION = 1
+
+
+def _default_workers():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+class Loader:
+    """Loads batches from a ``.beton`` file, decoding and augmenting them in worker threads.
+
+    Arguments (FFCV 1.0's):
+
+    - ``fname``: the file.
+    - ``batch_size``: samples per batch.
+    - ``num_workers``: worker threads (``-1``: one per core this process may use).
+    - ``os_cache``: ``True`` reads through the OS page cache (memory map, shared by the
+      processes on a machine); ``False`` uses the loader's own bounded page cache, read
+      ahead with threads (``process_cache_limit`` bytes, default half the free memory).
+    - ``order``: ``OrderOption.SEQUENTIAL``, ``RANDOM`` or ``QUASI_RANDOM`` (random, but
+      reading few pages at a time: for the process cache), or a ``TraversalOrder`` subclass.
+    - ``distributed``: each ``torch.distributed`` rank gets its share of every epoch (every
+      sample once across ranks; the last samples are repeated so that ranks have equal
+      lengths, as torch's DistributedSampler does).
+    - ``seed``: the order's and the augmentations' seed. Same seed, same batches, whatever
+      ``num_workers`` is. ``None``: a fresh random seed (0 when distributed, so ranks agree).
+    - ``indices``: the sample ids to use (a subset, in this order for SEQUENTIAL).
+    - ``pipelines``: per field, a list of operations (the decoder is optional), ``None`` to
+      leave the field out, or a ``PipelineSpec`` for an extra output made from a field.
+      Fields not named get their default decoder.
+    - ``custom_fields``: field classes for application-defined fields (type 255) by name.
+    - ``drop_last``: drop the last, partial batch of an epoch.
+    - ``batches_ahead``: batches prepared ahead of the one being consumed.
+    - ``recompile``: call every operation's ``generate_code()`` again at each epoch (for
+      operations whose code captures attributes that change between epochs).
+
+    Iterating gives one tuple per batch, one element per output: the file's fields in
+    file order, then extra outputs in the order given.
+
+    >>> loader = Loader('train.beton', batch_size=256, order=OrderOption.RANDOM,
+    ...                 pipelines={'image': [RandomResizedCropRGBImageDecoder((224, 224)),
+    ...                                      ToTensor(), ToTorchImage()]})
+    >>> for images, labels in loader: ...
+    """
+
+    def __init__(self, fname, batch_size, num_workers=-1, os_cache=True,
+                 order=OrderOption.SEQUENTIAL, distributed=False, seed=None, indices=None,
+                 pipelines=None, custom_fields=None, drop_last=True, batches_ahead=3,
+                 recompile=False, *, process_cache_limit=None):
+        self._init_args = dict(fname=fname, batch_size=batch_size, num_workers=num_workers,
+                               os_cache=os_cache, order=order, distributed=distributed, seed=seed,
+                               pipelines=pipelines, custom_fields=custom_fields, drop_last=drop_last,
+                               batches_ahead=batches_ahead, recompile=recompile,
+                               process_cache_limit=process_cache_limit)
+        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if not isinstance(num_workers, (int, np.integer)) or (num_workers < 1 and num_workers != -1):
+            raise ValueError(f"num_workers must be a positive integer or -1 (all cores), got {num_workers!r}")
+        if not isinstance(batches_ahead, (int, np.integer)) or batches_ahead < 0:
+            raise ValueError(f"batches_ahead must be a non-negative integer, got {batches_ahead!r}")
+        self.fname = str(fname)
+        self.batch_size = int(batch_size)
+        self.num_workers = _default_workers() if num_workers == -1 else int(num_workers)
+        self.os_cache = bool(os_cache)
+        self.drop_last = bool(drop_last)
+        self.batches_ahead = int(batches_ahead)
+        self.recompile = bool(recompile)
+        self.distributed = bool(distributed)
+        self.reader = Reader(self.fname, custom_handlers=custom_fields)
+
+        if self.distributed:
+            import torch.distributed as dist
+            if not (dist.is_available() and dist.is_initialized()):
+                raise RuntimeError("Loader(distributed=True) needs torch.distributed to be initialized "
+                                   "(torch.distributed.init_process_group) before the loader is made")
+            self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
+        else:
+            self.rank, self.world_size = 0, 1
+        if seed is None:
+            seed = 0 if self.distributed else secrets.randbits(32)
+        if not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
+        self.seed = int(seed)
+
+        n = self.reader.num_samples
+        if indices is None:
+            self.indices = np.arange(n, dtype=np.int64)
+        else:
+            self.indices = _check_indices(indices, n)
+
+        self.pipelines = self._build_pipelines(pipelines or {})
+        self.output_names = [p.name for p in self.pipelines]
+        used_fields = sorted({p.source for p in self.pipelines}, key=self.reader.field_names.index)
+        self._sample_pages = sample_pages(self.reader, used_fields)
+
+        page_of_sample = self._sample_pages[:, 0] if self._sample_pages.shape[1] else None
+        self.order_option = order
+        self.traversal_order = make_order(
+            order, self.indices, seed=self.seed, distributed=self.distributed, rank=self.rank,
+            world_size=self.world_size, batch_size=self.batch_size, drop_last=self.drop_last,
+            sample_pages=page_of_sample)
+
+        if self.os_cache:
+            self.memory_manager = OSCacheManager(self.reader)
+        else:
+            self.memory_manager = ProcessCacheManager(self.reader, process_cache_limit)
+
+        self.next_epoch = 0
+        self._resume_batch = 0
+        self._current = None          # weakref to the running epoch's iterator
+        self._slots = None
+        self._slot_key = None
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------ pipelines
+
+    def _build_pipelines(self, specs):
+        names = self.reader.field_names
+        for key in specs:
+            spec = specs[key]
+            if key not in names and not isinstance(spec, PipelineSpec) and spec is not None:
+                raise ValueError(f"pipelines has {key!r}, which is not a field of {self.fname} "
+                                 f"(fields: {', '.join(names)}); use PipelineSpec(source=...) for an "
+                                 f"extra output")
+        result = []
+        extra = [k for k in specs if k not in names]
+        for name in list(names) + extra:
+            spec = specs.get(name, [])
+            if spec is None:
+                continue
+            if isinstance(spec, PipelineSpec):
+                source = spec.source
+                if source not in names:
+                    raise ValueError(f"pipeline {name!r} reads field {source!r}, which {self.fname} does not "
+                                     f"have (fields: {', '.join(names)})")
+                ops = ([spec.decoder] if spec.decoder is not None else []) + list(spec.transforms)
+            else:
+                source = name
+                if isinstance(spec, Operation):
+                    spec = [spec]
+                ops = list(spec)
+            pipeline = Pipeline(name, source, self.reader.handlers[source], ops,
+                                self.reader.metadata[source])
+            result.append(pipeline)
+        if not result:
+            raise ValueError("every field was left out (pipelines all None): nothing to load")
+        decoders = [p.operations[0] for p in result]
+        if len({id(d) for d in decoders}) != len(decoders):
+            raise ValueError("the same decoder object is used by two pipelines; give each its own")
+        return result
+
+    # ------------------------------------------------------------ epochs
+
+    def _batches(self, epoch):
+        order = np.asarray(self.traversal_order.sample_order(epoch), dtype=np.int64)
+        bs = self.batch_size
+        count = len(order) // bs if self.drop_last else -(-len(order) // bs)
+        return [order[i * bs:(i + 1) * bs] for i in range(count)]
+
+    def __len__(self):
+        """Batches per epoch (on this rank)."""
+        total = len(self.traversal_order)
+        return total // self.batch_size if self.drop_last else -(-total // self.batch_size)
+
+    def _prepare_slots(self):
+        allocations = [tuple(p.declare()) for p in self.pipelines]
+        for p in self.pipelines:
+            p.generate(force=self.recompile)
+        key = (allocations, self.batch_size)
+        if self._slot_key != key:
+            pinned = any(p.needs_pinned_memory() for p in self.pipelines)
+            num_slots = self.batches_ahead + 2
+            self._slots = [[p.allocate(self.batch_size, pinned=pinned) for p in self.pipelines]
+                           for _ in range(num_slots)]
+            self._slot_key = key
+            self._cuda = CudaPrefetch(num_slots) if pinned else None
+        return self._slots
+
+    def __iter__(self):
+        with self._lock:
+            self.close()
+            epoch = self.next_epoch
+            start = self._resume_batch
+            self.next_epoch += 1
+            self._resume_batch = 0
+            slots = self._prepare_slots()
+            batches = self._batches(epoch)
+            pages = self._sample_pages
+            seeds = [p.op_seeds(self.seed, epoch, i) for i, p in enumerate(self.pipelines)]
+            run = EpochRun(pipelines=self.pipelines, slots=slots, batches=batches,
+                           memory=self.memory_manager,
+                           batch_pages=lambda idx: np.unique(pages[idx]) if pages.shape[1] else pages[:0, 0],
+                           num_workers=self.num_workers, batches_ahead=self.batches_ahead, seeds=seeds,
+                           storage_state=self.memory_manager.storage_state, start_batch=start,
+                           cuda=self._cuda)
+            iterator = EpochIterator(self, run, epoch, start, len(batches))
+            self._current = weakref.ref(iterator)
+            return iterator
+
+    def close(self):
+        """Stop the running epoch's worker threads (also done by a new ``iter()``)."""
+        current = self._current() if self._current is not None else None
+        if current is not None:
+            current.close()
+        self._current = None
+
+    # ------------------------------------------------------------ resume
+
+    def state_dict(self):
+        """Where training is: the epoch and how many of its batches were handed out.
+
+        ``load_state_dict`` on a loader made with the same arguments continues from there:
+        the next ``iter()`` gives exactly the batches an uninterrupted run would have given.
+        """
+        current = self._current() if self._current is not None else None
+        if current is not None and not current.finished:
+            epoch, batch = current.epoch, current.given
+        else:
+            epoch, batch = self.next_epoch, self._resume_batch
+        return {'version': _STATE_VERSION, 'epoch': int(epoch), 'batch': int(batch), 'seed': self.seed,
+                'batch_size': self.batch_size, 'num_samples': int(len(self.indices)),
+                'world_size': self.world_size, 'rank': self.rank}
+
+    def load_state_dict(self, state):
+        for key in ('epoch', 'batch', 'seed', 'batch_size', 'num_samples'):
+            if key not in state:
+                raise ValueError(f"not a Loader state: it has no {key!r}")
+        mismatched = [f"{key} {state[key]} (this loader: {ours})"
+                      for key, ours in (('batch_size', self.batch_size),
+                                        ('num_samples', len(self.indices)),
+                                        ('world_size', self.world_size))
+                      if key in state and state[key] != ours]
+        if mismatched:
+            raise ValueError("cannot resume: the state was saved by a loader with " + ', '.join(mismatched))
+        self.close()
+        self.seed = int(state['seed'])
+        self.traversal_order.seed = self.seed
+        self.next_epoch = int(state['epoch'])
+        self._resume_batch = int(state['batch'])
+
+    # ------------------------------------------------------------ filter
+
+    def filter(self, field_name, condition):
+        """A new loader over the samples whose ``field_name`` value satisfies ``condition``.
+
+        ``condition`` receives the value ``Reader`` gives (e.g. an int for an IntField).
+
+        >>> cats_and_dogs = loader.filter('label', lambda label: label in (3, 5))
+        """
+        if field_name not in self.reader.field_names:
+            raise ValueError(f"{field_name!r} is not a field of {self.fname} "
+                             f"(fields: {', '.join(self.reader.field_names)})")
+        column = self.reader.metadata[field_name]
+        field = self.reader.handlers[field_name]
+        if field.metadata_type.names is None and not getattr(field, 'pointer_names', ()):
+            values = np.asarray(column)[self.indices]
+            keep = np.fromiter((bool(condition(v.item())) for v in values), dtype=bool, count=len(values))
+        else:
+            keep = np.fromiter((bool(condition(self.reader.read_field(int(i), field_name)))
+                                for i in self.indices), dtype=bool, count=len(self.indices))
+        args = dict(self._init_args)
+        args['indices'] = self.indices[keep]
+        args['seed'] = self.seed
+        return Loader(**args)
+
+    def __del__(self):
+        try:
+            self.close()
+            self.memory_manager.close()
+        except Exception:
+            pass
+
+    def __repr__(self):
+        return (f"Loader({self.fname!r}, batch_size={self.batch_size}, num_workers={self.num_workers}, "
+                f"order={self.order_option}, samples={len(self.indices)}, batches={len(self)})")
+
+
+class EpochIterator:
+    """One epoch's batches. Dropping it (or ``close()``) stops its worker threads."""
+
+    def __init__(self, loader, run, epoch, start, num_batches):
+        self._loader_ref = weakref.ref(loader)
+        self._run = run
+        self.epoch = epoch
+        self.given = start
+        self.num_batches = num_batches
+        self.finished = False
+        self._finalizer = weakref.finalize(self, EpochRun.close, run)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.finished:
+            raise StopIteration
+        try:
+            outputs = self._run.next()
+        except StopIteration:
+            self._finish()
+            raise
+        except BaseException:
+            self._finish()
+            raise
+        self.given += 1
+        if self.given >= self.num_batches:
+            # the last batch: the worker threads are done; the buffers stay valid
+            self._finalizer()
+            self.finished = True
+        return tuple(outputs)
+
+    def __len__(self):
+        return self.num_batches - self.given
+
+    def _finish(self):
+        self.finished = True
+        self._finalizer()
+
+    def close(self):
+        self._finish()
+
+
+def _check_indices(indices, num_samples):
+    try:
+        array = np.asarray(indices)
+    except Exception:
+        raise ValueError(f"indices must be a sequence of sample ids, got {type(indices).__name__}") from None
+    if array.ndim != 1 or (array.size and array.dtype.kind not in 'iu'):
+        raise ValueError(f"indices must be a 1-D sequence of integers, got an array of {array.dtype} "
+                         f"with shape {array.shape}")
+    array = array.astype(np.int64)
+    if array.size and (array.min() < 0 or array.max() >= num_samples):
+        bad = array[(array < 0) | (array >= num_samples)][0]
+        raise ValueError(f"indices has {bad}, outside [0, {num_samples}) (the file has {num_samples} samples)")
+    return array

@@ -1,0 +1,207 @@
+"""Memory managers: where the bytes of the samples come from while loading.
+
+- ``OSCacheManager`` (``os_cache=True``): the file is memory-mapped; the operating system's
+  page cache keeps what fits in RAM, shared by every process reading the file.
+- ``ProcessCacheManager`` (``os_cache=False``): the loader reads the file's pages itself,
+  ahead of the batches that need them, with a pool of reader threads, into a bounded pool
+  of page slots of its own (least recently used pages are evicted). Useful on network or
+  slow file systems where the OS page cache does not help, and for datasets larger than
+  RAM (memory stays bounded by ``limit_bytes``).
+
+Both expose ``storage_state`` (see ``ffcv_ops.storage``) to the decoders, and
+``prepare(pages)``/``wait(ticket)``/``release(ticket)`` to the scheduler.
+"""
+import os
+import threading
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from ffcv_ops.storage import make_storage_state
+
+
+def sample_pages(reader, field_names):
+    """A ``(num_samples, k)`` int64 array: the pages holding each sample's data, for the
+    pointer columns of the given fields (-1 where a field has no data)."""
+    columns = []
+    for name in field_names:
+        field = reader.handlers[name]
+        column = reader.metadata[name]
+        for pointer in getattr(field, 'pointer_names', ()):
+            ptrs = column if pointer == '' else column[pointer]
+            columns.append((np.asarray(ptrs).astype(np.int64) // reader.page_size))
+    if not columns:
+        return np.full((reader.num_samples, 0), -1, dtype=np.int64)
+    return np.stack(columns, axis=1)
+
+
+def _sorted_allocations(reader):
+    ptrs, sizes = reader._allocation_index()
+    return np.asarray(ptrs, dtype=np.uint64), np.asarray(sizes, dtype=np.uint64)
+
+
+class OSCacheManager:
+    """Reads through the memory map (the OS page cache)."""
+
+    def __init__(self, reader):
+        self.reader = reader
+        num_pages = -(-reader.file_size // reader.page_size)
+        ptrs, sizes = _sorted_allocations(reader)
+        self.storage_state = make_storage_state(
+            reader._buffer, np.arange(num_pages, dtype=np.int64) * reader.page_size,
+            reader.page_size, ptrs, sizes)
+
+    def prepare(self, pages):
+        return None
+
+    def can_prepare(self, pages):
+        return True
+
+    def wait(self, ticket):
+        pass
+
+    def release(self, ticket):
+        pass
+
+    def close(self):
+        pass
+
+    @property
+    def resident_bytes(self):
+        return 0
+
+
+class _Ticket:
+    __slots__ = ('pages', 'futures')
+
+    def __init__(self, pages, futures):
+        self.pages, self.futures = pages, futures
+
+
+class ProcessCacheManager:
+    """Reads pages ahead into a bounded pool of page slots of its own.
+
+    ``limit_bytes``: memory for cached pages (rounded down to whole pages; at least what the
+    batches in flight need). ``io_threads``: concurrent reads.
+    """
+
+    def __init__(self, reader, limit_bytes=None, io_threads=8):
+        self.reader = reader
+        self.page_size = ps = reader.page_size
+        self.num_pages = -(-reader.file_size // ps)
+        if limit_bytes is None:
+            limit_bytes = min(self.num_pages * ps, _default_limit())
+        self.num_slots = max(1, min(self.num_pages, int(limit_bytes) // ps))
+        self.arena = np.empty(self.num_slots * ps, dtype=np.uint8)  # untouched slots cost no RSS
+        self.page_offsets = np.full(self.num_pages, -1, dtype=np.int64)
+        ptrs, sizes = _sorted_allocations(reader)
+        self.storage_state = make_storage_state(self.arena, self.page_offsets, ps, ptrs, sizes)
+        # make_storage_state copies offsets into a contiguous array: keep that one
+        self.page_offsets = self.storage_state[1]
+        self._lock = threading.Lock()
+        self._slot_of = {}                # page -> slot (resident or loading)
+        self._refs = {}                   # page -> number of tickets holding it
+        self._loading = {}                # page -> future
+        self._lru = OrderedDict()         # resident pages nobody holds, oldest first
+        self._free = list(range(self.num_slots - 1, -1, -1))
+        self._fd = os.open(reader.file_name, os.O_RDONLY)
+        self._pool = ThreadPoolExecutor(max_workers=io_threads, thread_name_prefix='ffcv-page-reader')
+        self._closed = False
+
+    def can_prepare(self, pages):
+        """Whether slots are available for ``pages`` without evicting a held page."""
+        with self._lock:
+            missing = sum(1 for p in pages if p not in self._slot_of)
+            return missing <= len(self._free) + len(self._lru)
+
+    def prepare(self, pages):
+        """Hold ``pages`` (an array of page indices) and start reading the missing ones."""
+        pages = [int(p) for p in pages]
+        futures = []
+        with self._lock:
+            missing = sum(1 for p in pages if p not in self._slot_of)
+            if missing > len(self._free) + len(self._lru):
+                raise MemoryError(
+                    f"the process cache holds {self.num_slots} pages of {self.page_size} bytes; "
+                    f"a batch needs {len(pages)} pages: raise its limit or lower batch_size/batches_ahead")
+            for p in pages:
+                self._refs[p] = self._refs.get(p, 0) + 1
+                if p in self._slot_of:
+                    self._lru.pop(p, None)
+                    if p in self._loading:
+                        futures.append(self._loading[p])
+                    continue
+                if self._free:
+                    slot = self._free.pop()
+                else:
+                    old, _ = self._lru.popitem(last=False)
+                    slot = self._slot_of.pop(old)
+                    self.page_offsets[old] = -1
+                self._slot_of[p] = slot
+                future = self._pool.submit(self._load, p, slot)
+                self._loading[p] = future
+                futures.append(future)
+        return _Ticket(pages, futures)
+
+    def _load(self, page, slot):
+        ps = self.page_size
+        view = memoryview(self.arena[slot * ps:(slot + 1) * ps])
+        offset = page * ps
+        length = min(ps, self.reader.file_size - offset)
+        done = 0
+        while done < length:
+            n = os.preadv(self._fd, [view[done:length]], offset + done)
+            if n <= 0:
+                raise OSError(f"{self.reader.file_name}: could not read page {page} (file truncated?)")
+            done += n
+        with self._lock:
+            self.page_offsets[page] = slot * ps
+            self._loading.pop(page, None)
+            if page not in self._refs:      # released while it was being read
+                self._lru[page] = None
+
+    def wait(self, ticket):
+        for future in ticket.futures:
+            future.result()
+
+    def release(self, ticket):
+        with self._lock:
+            for p in ticket.pages:
+                left = self._refs[p] - 1
+                if left:
+                    self._refs[p] = left
+                else:
+                    del self._refs[p]
+                    # a page still being read joins the LRU list when its read finishes
+                    if p in self._slot_of and p not in self._loading:
+                        self._lru[p] = None
+
+    @property
+    def resident_bytes(self):
+        with self._lock:
+            return len(self._slot_of) * self.page_size
+
+    def close(self):
+        if self._closed:
+            return
+        self._closed = True
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        os.close(self._fd)
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+def _default_limit():
+    """Half of the memory available now (or 4 GiB when it cannot be told)."""
+    try:
+        with open('/proc/meminfo') as f:
+            for line in f:
+                if line.startswith('MemAvailable:'):
+                    return int(line.split()[1]) * 1024 // 2
+    except OSError:
+        pass
+    return 4 << 30

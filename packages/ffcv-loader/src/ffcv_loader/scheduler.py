@@ -1,0 +1,208 @@
+"""The batch scheduler: worker threads fill a ring of batch buffers ahead of the consumer.
+
+Work is split into units of (batch, chunk): a chunk is ``CHUNK_SIZE`` consecutive samples
+of a batch run through every pipeline's parallel part. The worker that finishes a batch's
+last chunk runs the pipelines' batch parts (torch operations, device copies) and hands
+the batch over. Batches are admitted in order, at most ``batches_ahead + 1`` beyond the one
+the consumer holds, each into the ring slot ``batch % (batches_ahead + 2)``: a slot is
+reused only after the consumer has moved past its batch.
+
+Worker threads reference only this object, never the iterator the user holds: when the
+user drops the iterator (a ``break``), it is collected, which stops and joins the threads.
+"""
+import sys
+import threading
+from collections import deque
+
+import numpy as np
+from ffcv_ops.pipeline import CHUNK_SIZE
+
+
+class CudaPrefetch:
+    """One CUDA stream per ring slot. A slot's device copies run on its stream after the
+    consumer's stream is done with the batch the slot held before; the consumer's stream
+    waits on the copy's event when it receives the batch (and on nothing else)."""
+
+    def __init__(self, num_slots):
+        import torch
+        self.torch = torch
+        self.streams = [torch.cuda.Stream() for _ in range(num_slots)]
+        self.released = [None] * num_slots
+        self.copied = [None] * num_slots
+
+    def stream_for(self, slot):
+        stream = self.streams[slot]
+        if self.released[slot] is not None:
+            stream.wait_event(self.released[slot])
+        return self.torch.cuda.stream(stream)
+
+    def record(self, slot):
+        event = self.torch.cuda.Event()
+        event.record(self.streams[slot])
+        self.copied[slot] = event
+        return event
+
+    def host_ready(self, slot):
+        """Wait until the slot's previous copies out of its (pinned) host buffers are done."""
+        event = self.copied[slot]
+        if event is not None:
+            event.synchronize()
+
+    def wait(self, event):
+        self.torch.cuda.current_stream().wait_event(event)
+
+    def consumer_done(self, slot):
+        event = self.torch.cuda.Event()
+        event.record(self.torch.cuda.current_stream())
+        self.released[slot] = event
+
+
+class EpochRun:
+    def __init__(self, *, pipelines, slots, batches, memory, batch_pages, num_workers, batches_ahead,
+                 seeds, storage_state, start_batch=0, cuda=None, name='ffcv-worker'):
+        self.pipelines = pipelines
+        self.slots = slots                      # list of per-pipeline buffer lists
+        self.batches = batches                  # list of int64 index arrays
+        self.memory = memory
+        self.batch_pages = batch_pages          # callable: batch indices -> page array
+        self.seeds = seeds                      # per pipeline, per op
+        self.storage_state = storage_state
+        self.batches_ahead = batches_ahead
+        self.cuda = cuda
+        self.lock = threading.Condition()
+        self.tasks = deque()
+        self.next_admit = start_batch
+        self.next_give = start_batch
+        self.pending = {}                       # batch -> chunks left
+        self.chunk_results = {}                 # batch -> per pipeline list of results
+        self.tickets = {}
+        self.ready = {}
+        self.error = None
+        self.stopped = False
+        self.threads = []
+        with self.lock:
+            self._admit()
+        for i in range(num_workers):
+            t = threading.Thread(target=self._work, name=f'{name}-{i}', daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    # ------------------------------------------------------------ producer side
+
+    def _slot(self, b):
+        return b % len(self.slots)
+
+    def _admit(self):
+        """Queue batches' chunks while ring slots allow (lock held)."""
+        limit = self.next_give + self.batches_ahead
+        while self.next_admit < len(self.batches) and self.next_admit <= limit and not self.stopped:
+            b = self.next_admit
+            indices = self.batches[b]
+            pages = self.batch_pages(indices)
+            if not self.memory.can_prepare(pages) and self.next_admit > self.next_give:
+                break  # wait for the consumer to release pages
+            self.tickets[b] = self.memory.prepare(pages)
+            n = len(indices)
+            bounds = [(lo, min(lo + CHUNK_SIZE, n)) for lo in range(0, n, CHUNK_SIZE)] or [(0, 0)]
+            self.pending[b] = len(bounds)
+            self.chunk_results[b] = ([[None] * len(bounds) for _ in self.pipelines], bounds)
+            for c, bound in enumerate(bounds):
+                self.tasks.append((b, c, bound))
+            self.next_admit += 1
+            self.lock.notify_all()
+
+    def _work(self):
+        try:
+            while True:
+                with self.lock:
+                    while not self.tasks and not self.stopped:
+                        self.lock.wait()
+                    if self.stopped:
+                        return
+                    b, c, (lo, hi) = self.tasks.popleft()
+                    ticket = self.tickets[b]
+                    results, bounds = self.chunk_results[b]
+                self.memory.wait(ticket)
+                indices = self.batches[b]
+                slot = self.slots[self._slot(b)]
+                if self.cuda is not None:
+                    self.cuda.host_ready(self._slot(b))
+                if hi > lo:
+                    for p, pipeline in enumerate(self.pipelines):
+                        results[p][c] = pipeline.run_chunk(slot[p], indices, lo, hi, self.seeds[p],
+                                                           self.storage_state)
+                with self.lock:
+                    self.pending[b] -= 1
+                    last = self.pending[b] == 0
+                    if last:   # decoded: the batch's pages are no longer needed
+                        self.memory.release(self.tickets.pop(b))
+                if last:
+                    outputs = self._finish(b, slot, indices, results, bounds)
+                    with self.lock:
+                        del self.chunk_results[b], self.pending[b]
+                        self.ready[b] = outputs
+                        self.lock.notify_all()
+        except BaseException as e:  # handed to the consumer, with its traceback
+            with self.lock:
+                if self.error is None:
+                    self.error = e
+                self.stopped = True
+                self.lock.notify_all()
+
+    def _finish(self, b, slot, indices, results, bounds):
+        outputs = []
+        if self.cuda is not None:
+            with self.cuda.stream_for(self._slot(b)):
+                for p, pipeline in enumerate(self.pipelines):
+                    outputs.append(pipeline.finish_batch(slot[p], indices, results[p], bounds, self.seeds[p]))
+                event = self.cuda.record(self._slot(b))
+            return outputs, event
+        for p, pipeline in enumerate(self.pipelines):
+            outputs.append(pipeline.finish_batch(slot[p], indices, results[p], bounds, self.seeds[p]))
+        return outputs, None
+
+    # ------------------------------------------------------------ consumer side
+
+    def next(self):
+        """The next batch's outputs (waits for it), or StopIteration at the end."""
+        with self.lock:
+            b = self.next_give
+            if b >= len(self.batches):
+                raise StopIteration
+            while b not in self.ready and self.error is None:
+                self.lock.wait(timeout=1.0)
+                if self.error is None and not any(t.is_alive() for t in self.threads):
+                    self.error = RuntimeError("the loader's worker threads stopped unexpectedly")
+            if self.error is not None:
+                error = self.error
+                self.stopped = True
+                self.lock.notify_all()
+                raise error
+            outputs, event = self.ready.pop(b)
+            if self.cuda is not None and b > 0:
+                self.cuda.consumer_done(self._slot(b - 1))
+            self.next_give = b + 1
+            self._admit()
+        if event is not None:
+            self.cuda.wait(event)
+        return outputs
+
+    def close(self):
+        with self.lock:
+            self.stopped = True
+            self.tasks.clear()
+            self.lock.notify_all()
+        current = threading.current_thread()
+        for t in self.threads:
+            if t is not current:
+                t.join()
+        self.threads = []
+        for b, ticket in list(self.tickets.items()):
+            try:
+                self.memory.wait(ticket)
+            except BaseException:
+                pass
+            self.memory.release(ticket)
+        self.tickets.clear()
+        self.ready.clear()
+        self.chunk_results.clear()

@@ -1,0 +1,219 @@
+"""Image decoders: whole images, random resized crops, center crops.
+
+Each worker thread decodes its part of the batch: JPEG/PNG through OpenCV (which releases
+the GIL while it decodes and resizes), raw images straight from storage, and each crop is
+resized directly into the batch buffer (no intermediate copy). Crop boxes come from a
+compiled kernel drawing from (seed, sample index).
+"""
+import math
+from dataclasses import replace
+
+import cv2
+import numpy as np
+from ffcv_format import ImageField
+
+from ..allocation_query import AllocationQuery
+from ..kernels.crop import center_crop_boxes, random_resized_crop_boxes
+from ..storage import allocation_sizes, locate_many
+from .base import Decoder
+
+MODE_JPEG, MODE_RAW, MODE_PNG = 0, 1, 2
+DEFAULT_CROP_RATIO = 224 / 256
+_IMREAD = {1: cv2.IMREAD_GRAYSCALE, 3: getattr(cv2, 'IMREAD_COLOR_RGB', cv2.IMREAD_COLOR),
+           4: cv2.IMREAD_UNCHANGED}
+_NATIVE_RGB = hasattr(cv2, 'IMREAD_COLOR_RGB')
+
+
+def _check_size(name, value):
+    try:
+        h, w = (int(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be (height, width), got {value!r}") from None
+    if h <= 0 or w <= 0 or tuple(value) != (h, w):
+        raise ValueError(f"{name} must be two positive integers (height, width), got {value!r}")
+    return h, w
+
+
+class _ImageDecoder(Decoder):
+    compiled = False
+
+    def _columns(self):
+        meta = self.metadata
+        return (np.ascontiguousarray(meta['mode']), np.ascontiguousarray(meta['height']).astype(np.int64),
+                np.ascontiguousarray(meta['width']).astype(np.int64),
+                np.ascontiguousarray(meta['data_ptr']).astype(np.int64))
+
+    @property
+    def channels(self):
+        return int(getattr(self.field, 'channels', 3))
+
+    def _decode_one(self, data, start, size, mode, height, width, channels):
+        """One stored image as an HxWxC view or array."""
+        if mode == MODE_RAW:
+            return data[start:start + height * width * channels].reshape(height, width, channels)
+        if mode != MODE_JPEG and mode != MODE_PNG:
+            raise ValueError(f"unknown image mode {mode}")
+        image = cv2.imdecode(data[start:start + size], _IMREAD[channels])
+        if image is None:
+            raise ValueError("a stored image does not decode (corrupted file?)")
+        if image.ndim == 2:
+            image = image[:, :, None]
+        elif channels == 3 and not _NATIVE_RGB:
+            image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        elif channels == 4:
+            image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
+        if image.shape[0] != height or image.shape[1] != width:
+            raise ValueError(f"a stored image is {image.shape[1]}x{image.shape[0]}, its metadata says "
+                             f"{width}x{height} (corrupted file?)")
+        return image
+
+
+class SimpleRGBImageDecoder(_ImageDecoder):
+    """Whole images, as ``(batch, height, width, channels)`` uint8. Every image of the
+    field must have the same size (otherwise crop with one of the other decoders)."""
+
+    def declare_state_and_memory(self, previous_state):
+        self._require_field(ImageField)
+        heights, widths = self.metadata['height'], self.metadata['width']
+        if heights.size == 0:
+            shape = (0, 0, self.channels)
+        else:
+            h, w = int(heights.max()), int(widths.max())
+            if int(heights.min()) != h or int(widths.min()) != w:
+                raise ValueError(
+                    f"SimpleRGBImageDecoder needs images of one size; this field has sizes from "
+                    f"{int(widths.min())}x{int(heights.min())} to {w}x{h}: use "
+                    f"RandomResizedCropRGBImageDecoder or CenterCropRGBImageDecoder")
+            shape = (h, w, self.channels)
+        return (replace(previous_state, jit_mode=True, shape=shape, dtype=np.dtype('u1')),
+                AllocationQuery(shape, np.dtype('u1')))
+
+    def generate_code(self):
+        modes, heights, widths, ptrs = self._columns()
+        channels = self.channels
+        decode_one = self._decode_one
+
+        def decode(indices, destination, metadata, storage_state):
+            data = storage_state[0]
+            p = ptrs[indices]
+            starts = locate_many(p, storage_state)
+            sizes = allocation_sizes(p, storage_state)
+            for i in range(indices.shape[0]):
+                j = indices[i]
+                image = decode_one(data, starts[i], sizes[i], modes[j], heights[j], widths[j], channels)
+                destination[i] = image
+            return destination
+
+        return decode
+
+
+class _ResizedCropDecoder(_ImageDecoder):
+    """Decodes, crops a box per image and resizes it into ``output_size`` (height, width).
+
+    ``output_size`` may be changed between epochs (progressive resizing): the loader
+    reallocates its buffers at the next epoch; nothing is recompiled.
+    """
+
+    interpolation = cv2.INTER_AREA
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = output_size
+
+    @property
+    def output_size(self):
+        return self._output_size
+
+    @output_size.setter
+    def output_size(self, value):
+        self._output_size = _check_size('output_size', value)
+
+    def declare_state_and_memory(self, previous_state):
+        self._require_field(ImageField)
+        shape = (*self.output_size, self.channels)
+        return (replace(previous_state, jit_mode=True, shape=shape, dtype=np.dtype('u1')),
+                AllocationQuery(shape, np.dtype('u1')))
+
+    def _boxes(self, heights, widths, indices, seed, out):
+        raise NotImplementedError
+
+    def generate_code(self):
+        modes, heights, widths, ptrs = self._columns()
+        channels = self.channels
+        decode_one = self._decode_one
+        boxes_of = self._boxes
+        interpolation = self.interpolation
+
+        def decode(indices, destination, metadata, storage_state, seed=np.uint64(0)):
+            n = indices.shape[0]
+            data = storage_state[0]
+            p = ptrs[indices]
+            starts = locate_many(p, storage_state)
+            sizes = allocation_sizes(p, storage_state)
+            boxes = np.empty((n, 4), dtype=np.int64)
+            boxes_of(heights[indices], widths[indices], indices, seed, boxes)
+            out_h, out_w = destination.shape[1], destination.shape[2]
+            for i in range(n):
+                j = indices[i]
+                image = decode_one(data, starts[i], sizes[i], modes[j], heights[j], widths[j], channels)
+                top, left, h, w = boxes[i]
+                crop = image[top:top + h, left:left + w]
+                out = destination[i]
+                if channels == 1:
+                    cv2.resize(crop[:, :, 0], (out_w, out_h), dst=out[:, :, 0], interpolation=interpolation)
+                else:
+                    cv2.resize(crop, (out_w, out_h), dst=out, interpolation=interpolation)
+            return destination
+
+        return decode
+
+
+class RandomResizedCropRGBImageDecoder(_ResizedCropDecoder):
+    """Random resized crops (Inception-style), resized to ``output_size``.
+
+    The crop has ``scale`` (fraction of the image's area) and ``ratio`` (aspect) drawn per
+    sample from (seed, epoch, sample index): same seed, same crops, whatever the number of
+    worker threads.
+
+    >>> RandomResizedCropRGBImageDecoder((224, 224))
+    RandomResizedCropRGBImageDecoder(output_size=(224, 224), scale=(0.08, 1.0), ratio=(0.75, 1.3333333333333333))
+    """
+
+    def __init__(self, output_size, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)):
+        super().__init__(output_size)
+        scale = tuple(float(s) for s in scale)
+        ratio = tuple(float(r) for r in ratio)
+        if len(scale) != 2 or not 0 < scale[0] <= scale[1]:
+            raise ValueError(f"scale must be (min, max) with 0 < min <= max, got {scale!r}")
+        if len(ratio) != 2 or not 0 < ratio[0] <= ratio[1]:
+            raise ValueError(f"ratio must be (min, max) with 0 < min <= max, got {ratio!r}")
+        self.scale, self.ratio = scale, ratio
+
+    def _boxes(self, heights, widths, indices, seed, out):
+        random_resized_crop_boxes(heights, widths, indices.astype(np.int64), np.uint64(seed),
+                                  self.scale[0], self.scale[1],
+                                  math.log(self.ratio[0]), math.log(self.ratio[1]), out)
+
+    def __repr__(self):
+        return (f"{type(self).__name__}(output_size={self.output_size}, scale={self.scale}, "
+                f"ratio={self.ratio})")
+
+
+class CenterCropRGBImageDecoder(_ResizedCropDecoder):
+    """The central square whose side is ``ratio`` x the shorter side, resized to ``output_size``.
+
+    >>> CenterCropRGBImageDecoder((224, 224), ratio=224 / 256)
+    CenterCropRGBImageDecoder(output_size=(224, 224), ratio=0.875)
+    """
+
+    def __init__(self, output_size, ratio=DEFAULT_CROP_RATIO):
+        super().__init__(output_size)
+        if not 0 < float(ratio) <= 1:
+            raise ValueError(f"ratio must be in (0, 1], got {ratio!r}")
+        self.ratio = float(ratio)
+
+    def _boxes(self, heights, widths, indices, seed, out):
+        center_crop_boxes(heights, widths, self.ratio, out)
+
+    def __repr__(self):
+        return f"{type(self).__name__}(output_size={self.output_size}, ratio={self.ratio})"

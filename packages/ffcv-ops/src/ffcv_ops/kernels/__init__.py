@@ -1,0 +1,1 @@
+"""numba kernels, one module per thing they compute."""

@@ -1,0 +1,48 @@
+"""Per-sample augmentations on batches of HxWxC images (in place)."""
+import numpy as np
+from numba import njit
+
+from .random import sample_key, uniform
+
+
+@njit(nogil=True, cache=True)
+def flip_horizontal_inplace(images, indices, seed, flip_prob):
+    """Mirror left-right the images whose draw is below ``flip_prob``."""
+    width = images.shape[2]
+    for i in range(images.shape[0]):
+        if uniform(sample_key(seed, indices[i]), 0) < flip_prob:
+            image = images[i]
+            for y in range(image.shape[0]):
+                row = image[y]
+                for x in range(width // 2):
+                    for c in range(row.shape[1]):
+                        tmp = row[x, c]
+                        row[x, c] = row[width - 1 - x, c]
+                        row[width - 1 - x, c] = tmp
+
+
+@njit(nogil=True, cache=True)
+def cutout_inplace(images, indices, seed, size, fill):
+    """Fill a ``size`` x ``size`` square (clipped at the borders) around a random centre."""
+    height, width = images.shape[1], images.shape[2]
+    half = size // 2
+    for i in range(images.shape[0]):
+        key = sample_key(seed, indices[i])
+        cy = int(uniform(key, 0) * height)
+        cx = int(uniform(key, 1) * width)
+        y0, y1 = max(0, cy - half), min(height, cy - half + size)
+        x0, x1 = max(0, cx - half), min(width, cx - half + size)
+        for y in range(y0, y1):
+            for x in range(x0, x1):
+                for c in range(images.shape[3]):
+                    images[i, y, x, c] = fill[c]
+
+
+@njit(nogil=True, cache=True)
+def normalize_hwc(images, scale, offset, out):
+    """``out = images * scale + offset`` per channel (``scale = 1/std``, ``offset = -mean/std``)."""
+    for i in range(images.shape[0]):
+        for y in range(images.shape[1]):
+            for x in range(images.shape[2]):
+                for c in range(images.shape[3]):
+                    out[i, y, x, c] = images[i, y, x, c] * scale[c] + offset[c]

@@ -1,0 +1,261 @@
+"""Turning a field's list of operations into code that fills preallocated batch buffers.
+
+A pipeline runs in two parts. The *parallel part* is the longest prefix of operations that
+process samples independently (the decoder and ``is_parallel`` operations): worker threads
+each run a contiguous chunk of the batch through it, writing into their rows of the batch
+buffers. The *batch part* (everything after, e.g. torch operations) runs once on the whole
+batch. Chunks have a fixed size, so the work done for a sample never depends on the number
+of worker threads.
+"""
+import inspect
+from typing import Any, List, Optional, Sequence
+
+import numpy as np
+from numba import njit
+
+from .allocation_query import AllocationQuery
+from .compiler import Compiler
+from .decoders import Decoder, default_decoder
+from .kernels.random import derive_seed
+from .operation import Operation
+from .state import State
+from .storage import memory_read
+
+__all__ = ['PipelineSpec', 'Pipeline', 'CHUNK_SIZE']
+
+#: samples per unit of work of the parallel part
+CHUNK_SIZE = 16
+
+
+class PipelineSpec:
+    """An output of the loader: the field it reads (``source``), its decoder (optional:
+    the field's default decoder otherwise) and transforms (FFCV 1.0's ``PipelineSpec``).
+
+    >>> PipelineSpec('image', transforms=[])   # a second output from the same field
+    PipelineSpec(source='image', decoder=None, transforms=[])
+    """
+
+    def __init__(self, source, decoder=None, transforms=None):
+        if not isinstance(source, str):
+            raise TypeError(f"PipelineSpec source must be a field name, got {source!r}")
+        self.source = source
+        self.decoder = decoder
+        self.transforms = list(transforms or [])
+
+    def __repr__(self):
+        return f"PipelineSpec(source={self.source!r}, decoder={self.decoder!r}, transforms={self.transforms!r})"
+
+
+@njit(nogil=True, cache=True)
+def _seed_numba_random(seed):
+    np.random.seed(seed)
+
+
+def _arity(code):
+    func = getattr(code, 'py_func', code)
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    return sum(1 for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+
+
+def _is_decoder(op, code=None):
+    return isinstance(op, Decoder)
+
+
+class _Step:
+    __slots__ = ('op', 'code', 'arity', 'parallel', 'compiled', 'alloc', 'state', 'legacy_random')
+
+
+class Pipeline:
+    """The operations that make one output from one field of a file.
+
+    ``operations``: a list whose first element may be a decoder (the field's default
+    decoder is used otherwise). ``metadata`` is the field's metadata column.
+    """
+
+    def __init__(self, name, source, field, operations: Sequence[Operation], metadata):
+        operations = list(operations)
+        for op in operations:
+            if not isinstance(op, Operation):
+                raise TypeError(f"pipeline {name!r}: {op!r} is not an Operation")
+        if not operations or not _is_decoder(operations[0]):
+            operations.insert(0, default_decoder(field))
+        for op in operations[1:]:
+            if _is_decoder(op):
+                raise ValueError(f"pipeline {name!r}: the decoder {op!r} must come first")
+        self.name, self.source, self.field = name, source, field
+        self.operations = operations
+        decoder = operations[0]
+        decoder.accept_field(field)
+        decoder.accept_globals(metadata, memory_read)
+        self.steps: List[_Step] = []
+        self._generated = False
+        self.states: List[State] = []
+        self.allocations: List[Optional[AllocationQuery]] = []
+
+    # ------------------------------------------------------------ per epoch
+
+    def declare(self):
+        """Ask every operation for its output state and memory; returns the allocations."""
+        state = State(jit_mode=True)
+        states, allocations = [], []
+        for op in self.operations:
+            try:
+                state, alloc = op.declare_state_and_memory(state)
+            except Exception as e:
+                raise type(e)(f"pipeline {self.name!r}, {op!r}: {e}") from e
+            if alloc is not None and not isinstance(alloc, AllocationQuery):
+                raise TypeError(f"pipeline {self.name!r}: {op!r} declared {alloc!r}, not an AllocationQuery")
+            states.append(state)
+            allocations.append(alloc)
+        self.states, self.allocations = states, allocations
+        return allocations
+
+    def generate(self, force=False):
+        """Generate (and compile) every operation's code once (again with ``force``)."""
+        if self._generated and not force:
+            return
+        steps = []
+        for position, (op, state) in enumerate(zip(self.operations, self.states)):
+            step = _Step()
+            step.op = op
+            Compiler._iterator_requested = False
+            code = op.generate_code()
+            used_iterator = Compiler._iterator_requested
+            Compiler._iterator_requested = False
+            if not callable(code):
+                raise TypeError(f"pipeline {self.name!r}: {op!r}.generate_code() returned {code!r}")
+            step.compiled = op.compiled if op.compiled is not None else state.jit_mode
+            step.legacy_random = bool(step.compiled)
+            if step.compiled:
+                code = Compiler.compile(code)
+            step.code = code
+            step.arity = _arity(code)
+            if position == 0:
+                step.parallel = op.is_parallel is not False
+            else:
+                step.parallel = op.is_parallel if op.is_parallel is not None else used_iterator
+            steps.append(step)
+        self.steps = steps
+        self._generated = True
+
+    @property
+    def parallel_length(self):
+        """How many leading operations run on chunks in worker threads."""
+        n = 0
+        for step in self.steps:
+            if not step.parallel:
+                break
+            n += 1
+        return max(n, 1)
+
+    def allocate(self, batch_size, pinned=False):
+        """One ring slot's buffers: one per operation (``None`` where none was asked)."""
+        buffers = []
+        for alloc in self.allocations:
+            buffers.append(None if alloc is None else _allocate(alloc, batch_size, pinned))
+        return buffers
+
+    def needs_pinned_memory(self):
+        return any(getattr(s.device, 'type', None) == 'cuda' for s in self.states)
+
+    def op_seeds(self, seed, epoch, pipeline_index):
+        return [np.uint64(derive_seed(seed, epoch, pipeline_index, k)) for k in range(len(self.operations))]
+
+    # ------------------------------------------------------------ running
+
+    def run_chunk(self, buffers, indices, lo, hi, seeds, storage_state):
+        """Run the parallel part on samples ``indices[lo:hi]``; returns the chunk's result."""
+        chunk_indices = indices[lo:hi]
+        x = None
+        for k in range(self.parallel_length):
+            step = self.steps[k]
+            buf = buffers[k]
+            dst = None if buf is None else buf[lo:hi]
+            if step.legacy_random:
+                _seed_numba_random(np.uint32(derive_seed(seeds[k], chunk_indices[0] if hi > lo else 0, lo)
+                                             & 0xFFFFFFFF))
+            if k == 0:
+                if step.arity is not None and step.arity >= 5:
+                    x = step.code(chunk_indices, dst, self.operations[0].metadata, storage_state, seeds[0])
+                else:
+                    x = step.code(chunk_indices, dst, self.operations[0].metadata, storage_state)
+            else:
+                x = _call(step, x, dst, chunk_indices, seeds[k])
+        return x
+
+    def finish_batch(self, buffers, indices, chunk_results, chunk_bounds, seeds):
+        """Join the chunks' results into the batch and run the batch part on it."""
+        n = indices.shape[0]
+        x = _join(chunk_results, chunk_bounds, buffers[:self.parallel_length], n)
+        for k in range(self.parallel_length, len(self.steps)):
+            step = self.steps[k]
+            buf = buffers[k]
+            dst = None if buf is None else buf[:n]
+            if step.legacy_random:
+                _seed_numba_random(np.uint32(derive_seed(seeds[k], indices[0] if n else 0) & 0xFFFFFFFF))
+            x = _call(step, x, dst, indices, seeds[k])
+        return x
+
+    def __repr__(self):
+        return f"Pipeline({self.name!r} <- {self.source!r}: {self.operations!r})"
+
+
+def _call(step, x, dst, indices, seed):
+    arity = step.arity
+    if arity is not None and arity >= 4:
+        return step.code(x, dst, indices, seed)
+    if arity == 3:
+        return step.code(x, dst, indices)
+    return step.code(x, dst)
+
+
+def _data_ptr(a):
+    if isinstance(a, np.ndarray):
+        return a.__array_interface__['data'][0]
+    return a.data_ptr()
+
+
+def _join(results, bounds, buffers, n):
+    """The whole batch's result, given each chunk's result.
+
+    Chunks normally return their rows of one of the batch buffers; then the batch result
+    is that buffer's first ``n`` rows (no copy). Anything else is concatenated.
+    """
+    if len(results) == 1 and bounds[0] == (0, n):
+        return results[0]
+    first = results[0]
+    for buf in buffers:
+        if buf is None or type(buf) is not type(first):
+            continue
+        whole = buf[:n]
+        if all(_data_ptr(r) == _data_ptr(whole[lo:hi]) and tuple(r.shape) == tuple(whole[lo:hi].shape)
+               and r.strides == whole[lo:hi].strides if isinstance(r, np.ndarray) else False
+               for r, (lo, hi) in zip(results, bounds)):
+            return whole
+    if isinstance(first, np.ndarray):
+        return np.concatenate(results)
+    import torch
+    return torch.cat(results)
+
+
+def _allocate(alloc, batch_size, pinned):
+    shape = (batch_size, *alloc.shape)
+    device = alloc.device
+    dtype = alloc.dtype
+    is_numpy_dtype = not type(dtype).__module__.startswith('torch')
+    if device is None and is_numpy_dtype:
+        dtype = np.dtype(dtype)
+        if pinned:
+            import torch
+            tdtype = torch.from_numpy(np.zeros(0, dtype)).dtype
+            return torch.empty(shape, dtype=tdtype, pin_memory=True).numpy()
+        return np.empty(shape, dtype=dtype)
+    import torch
+    if is_numpy_dtype:
+        dtype = torch.from_numpy(np.zeros(0, np.dtype(dtype))).dtype
+    device = torch.device('cpu') if device is None else torch.device(device)
+    return torch.empty(shape, dtype=dtype, device=device,
+                       pin_memory=bool(pinned and device.type == 'cpu'))

@@ -1,0 +1,85 @@
+"""Random augmentations of HxWxC uint8 image batches (numpy, before ToTensor)."""
+import numpy as np
+
+from ..kernels.augment import cutout_inplace, flip_horizontal_inplace
+from ..operation import Operation
+
+
+def _require_images(op, state):
+    if not state.jit_mode or state.shape is None or len(state.shape) != 3:
+        raise ValueError(f"{type(op).__name__} works on numpy image batches (height, width, channels) "
+                         f"before ToTensor; it got data of shape {state.shape} "
+                         f"({'numpy' if state.jit_mode else 'torch'})")
+
+
+class RandomHorizontalFlip(Operation):
+    """Mirror each image left-right with probability ``flip_prob`` (in place).
+
+    The draw of each sample comes from (seed, epoch, sample index).
+    """
+
+    is_parallel = True
+    compiled = False
+
+    def __init__(self, flip_prob=0.5):
+        super().__init__()
+        if not 0 <= float(flip_prob) <= 1:
+            raise ValueError(f"flip_prob must be in [0, 1], got {flip_prob!r}")
+        self.flip_prob = float(flip_prob)
+
+    def declare_state_and_memory(self, previous_state):
+        _require_images(self, previous_state)
+        return previous_state, None
+
+    def generate_code(self):
+        flip_prob = self.flip_prob
+
+        def flip(images, destination, indices, seed):
+            flip_horizontal_inplace(images, indices, np.uint64(seed), flip_prob)
+            return images
+
+        return flip
+
+    def __repr__(self):
+        return f"RandomHorizontalFlip(flip_prob={self.flip_prob})"
+
+
+class Cutout(Operation):
+    """Fill a random ``crop_size`` x ``crop_size`` square of each image with ``fill`` (in place).
+
+    The square is centred at a uniformly drawn pixel and clipped at the borders (DeVries &
+    Taylor, 2017). ``crop_size=None`` (the default) uses half the image's shorter side,
+    the size that paper found best on CIFAR-10 (16 px of 32).
+    """
+
+    is_parallel = True
+    compiled = False
+
+    def __init__(self, crop_size=None, fill=(0, 0, 0)):
+        super().__init__()
+        if crop_size is not None and (not isinstance(crop_size, (int, np.integer)) or crop_size <= 0):
+            raise ValueError(f"crop_size must be a positive integer or None, got {crop_size!r}")
+        self.crop_size = crop_size
+        self.fill = tuple(fill)
+
+    def declare_state_and_memory(self, previous_state):
+        _require_images(self, previous_state)
+        channels = previous_state.shape[2]
+        if len(self.fill) != channels:
+            raise ValueError(f"Cutout fill has {len(self.fill)} values, the images have {channels} channels")
+        self._size = (int(self.crop_size) if self.crop_size is not None
+                      else max(1, min(previous_state.shape[:2]) // 2))
+        self._fill = np.array(self.fill, dtype=previous_state.dtype)
+        return previous_state, None
+
+    def generate_code(self):
+        op = self
+
+        def cutout(images, destination, indices, seed):
+            cutout_inplace(images, indices, np.uint64(seed), op._size, op._fill)
+            return images
+
+        return cutout
+
+    def __repr__(self):
+        return f"Cutout(crop_size={self.crop_size}, fill={self.fill})"

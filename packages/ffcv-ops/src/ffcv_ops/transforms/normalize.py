@@ -1,0 +1,92 @@
+"""Per-channel normalisation of image batches, on CPU (compiled) or GPU (torch)."""
+from dataclasses import replace
+
+import numpy as np
+
+from ..allocation_query import AllocationQuery
+from ..kernels.augment import normalize_hwc
+from ..operation import Operation
+
+_SENTINEL = object()
+
+
+class NormalizeImage(Operation):
+    """``(image - mean) / std`` per channel, as ``type`` (e.g. ``np.float16``, ``np.float32``).
+
+    On numpy batches (before ToTensor: ``(height, width, channels)`` uint8) it runs as a
+    compiled kernel on the worker threads. On torch tensors (after ``ToTorchImage``, on CPU
+    or on the GPU after ``ToDevice``) it runs as torch operations on the whole batch.
+
+    >>> NormalizeImage(np.array([124, 116, 104]), np.array([58, 57, 57]), np.float16)
+    NormalizeImage(mean=[124.0, 116.0, 104.0], std=[58.0, 57.0, 57.0], type=float16)
+    """
+
+    def __init__(self, mean, std, type=_SENTINEL, *, dtype=_SENTINEL):
+        super().__init__()
+        if type is not _SENTINEL and dtype is not _SENTINEL:
+            raise TypeError("give NormalizeImage the output type once (type= or dtype=)")
+        out = dtype if type is _SENTINEL else type
+        self.type = np.dtype(np.float32 if out is _SENTINEL else out)
+        if self.type.kind != 'f':
+            raise ValueError(f"NormalizeImage outputs floating point data, got type {self.type}")
+        self.mean = np.asarray(mean, dtype=np.float64).reshape(-1)
+        self.std = np.asarray(std, dtype=np.float64).reshape(-1)
+        if self.mean.shape != self.std.shape:
+            raise ValueError(f"mean has {self.mean.size} values and std {self.std.size}")
+        if np.any(self.std == 0):
+            raise ValueError("std has a zero")
+
+    def declare_state_and_memory(self, previous_state):
+        self._jit = previous_state.jit_mode
+        shape = previous_state.shape
+        if shape is None or len(shape) != 3:
+            raise ValueError(f"NormalizeImage works on image batches, got data of shape {shape}")
+        channels = shape[-1] if self._jit else shape[0]
+        if channels != self.mean.size:
+            raise ValueError(f"NormalizeImage has {self.mean.size} means, the images have {channels} channels")
+        if self._jit:
+            self.is_parallel, self.compiled = True, False
+            return (replace(previous_state, dtype=self.type), AllocationQuery(shape, self.type))
+        import torch
+        torch_type = torch.from_numpy(np.zeros(0, self.type)).dtype
+        self.is_parallel, self.compiled = False, False
+        return (replace(previous_state, dtype=torch_type),
+                AllocationQuery(shape, torch_type, previous_state.device))
+
+    def generate_code(self):
+        scale = (1.0 / self.std).astype(np.float32)
+        offset = (-self.mean / self.std).astype(np.float32)
+        if self._jit:
+            out_type = self.type
+
+            def normalize(images, destination):
+                if out_type in (np.float32, np.float64):
+                    normalize_hwc(images, scale.astype(out_type), offset.astype(out_type), destination)
+                else:
+                    scratch = np.empty(destination.shape, np.float32)
+                    normalize_hwc(images, scale, offset, scratch)
+                    destination[...] = scratch
+                return destination
+
+            return normalize
+
+        import torch
+        cache = {}
+
+        def normalize_torch(images, destination):
+            key = (images.device, destination.dtype)
+            if key not in cache:
+                shape = (1, -1, 1, 1)
+                cache[key] = (torch.tensor(scale, device=images.device).view(shape),
+                              torch.tensor(offset, device=images.device).view(shape))
+            s, o = cache[key]
+            out = destination[:images.shape[0]]
+            torch.addcmul(o, images.to(torch.float32), s, out=out) if out.dtype == torch.float32 else \
+                out.copy_(torch.addcmul(o, images.to(torch.float32), s))
+            return out
+
+        return normalize_torch
+
+    def __repr__(self):
+        return (f"NormalizeImage(mean={self.mean.tolist()}, std={self.std.tolist()}, "
+                f"type={self.type})")
