@@ -16,6 +16,7 @@ from .scheduler import CudaPrefetch, EpochRun
 __all__ = ['Loader']
 
 _STATE_VERSION = 1
+_NO_PAGES = np.zeros(0, dtype=np.int64)
 
 
 def _default_workers():
@@ -208,7 +209,7 @@ class Loader:
             seeds = [p.op_seeds(self.seed, epoch, i) for i, p in enumerate(self.pipelines)]
             run = EpochRun(pipelines=self.pipelines, slots=slots, batches=batches,
                            memory=self.memory_manager,
-                           batch_pages=lambda idx: np.unique(pages[idx]) if pages.shape[1] else pages[:0, 0],
+                           batch_pages=lambda idx: np.unique(pages[idx]) if pages.shape[1] else _NO_PAGES,
                            num_workers=self.num_workers, batches_ahead=self.batches_ahead, seeds=seeds,
                            storage_state=self.memory_manager.storage_state, start_batch=start,
                            cuda=self._cuda)

@@ -111,16 +111,19 @@ class ProcessCacheManager:
     def can_prepare(self, pages):
         """Whether slots are available for ``pages`` without evicting a held page."""
         with self._lock:
-            missing = sum(1 for p in pages if p not in self._slot_of)
-            return missing <= len(self._free) + len(self._lru)
+            return self._fits(set(int(p) for p in pages))
+
+    def _fits(self, wanted):
+        missing = sum(1 for p in wanted if p not in self._slot_of)
+        evictable = len(self._lru) - sum(1 for p in wanted if p in self._lru)
+        return missing <= len(self._free) + evictable
 
     def prepare(self, pages):
         """Hold ``pages`` (an array of page indices) and start reading the missing ones."""
         pages = [int(p) for p in pages]
         futures = []
         with self._lock:
-            missing = sum(1 for p in pages if p not in self._slot_of)
-            if missing > len(self._free) + len(self._lru):
+            if not self._fits(set(pages)):
                 raise MemoryError(
                     f"the process cache holds {self.num_slots} pages of {self.page_size} bytes; "
                     f"a batch needs {len(pages)} pages: raise its limit or lower batch_size/batches_ahead")

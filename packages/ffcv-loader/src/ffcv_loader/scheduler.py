@@ -77,6 +77,8 @@ class EpochRun:
         self.chunk_results = {}                 # batch -> per pipeline list of results
         self.tickets = {}
         self.ready = {}
+        self.failed = {}                        # batch -> exception raised while making it
+        self.halt_at = len(batches)             # no batch from here on is admitted
         self.error = None
         self.stopped = False
         self.threads = []
@@ -95,7 +97,7 @@ class EpochRun:
     def _admit(self):
         """Queue batches' chunks while ring slots allow (lock held)."""
         limit = self.next_give + self.batches_ahead
-        while self.next_admit < len(self.batches) and self.next_admit <= limit and not self.stopped:
+        while self.next_admit < self.halt_at and self.next_admit <= limit and not self.stopped:
             b = self.next_admit
             indices = self.batches[b]
             pages = self.batch_pages(indices)
@@ -112,41 +114,48 @@ class EpochRun:
             self.lock.notify_all()
 
     def _work(self):
-        try:
-            while True:
-                with self.lock:
-                    while not self.tasks and not self.stopped:
-                        self.lock.wait()
-                    if self.stopped:
-                        return
-                    b, c, (lo, hi) = self.tasks.popleft()
-                    ticket = self.tickets[b]
-                    results, bounds = self.chunk_results[b]
-                self.memory.wait(ticket)
-                indices = self.batches[b]
-                slot = self.slots[self._slot(b)]
-                if self.cuda is not None:
-                    self.cuda.host_ready(self._slot(b))
-                if hi > lo:
-                    for p, pipeline in enumerate(self.pipelines):
-                        results[p][c] = pipeline.run_chunk(slot[p], indices, lo, hi, self.seeds[p],
-                                                           self.storage_state)
-                with self.lock:
-                    self.pending[b] -= 1
-                    last = self.pending[b] == 0
-                    if last:   # decoded: the batch's pages are no longer needed
-                        self.memory.release(self.tickets.pop(b))
-                if last:
-                    outputs = self._finish(b, slot, indices, results, bounds)
-                    with self.lock:
-                        del self.chunk_results[b], self.pending[b]
-                        self.ready[b] = outputs
-                        self.lock.notify_all()
-        except BaseException as e:  # handed to the consumer, with its traceback
+        while True:
             with self.lock:
-                if self.error is None:
-                    self.error = e
-                self.stopped = True
+                while not self.tasks and not self.stopped:
+                    self.lock.wait()
+                if self.stopped:
+                    return
+                b, c, (lo, hi) = self.tasks.popleft()
+                ticket = self.tickets[b]
+                results, bounds = self.chunk_results[b]
+            try:
+                self._run_chunk(b, c, lo, hi, ticket, results, bounds)
+            except BaseException as e:  # handed to the consumer when it asks for batch b
+                with self.lock:
+                    self.failed.setdefault(b, e)
+                    # nothing after the failed batch will be asked for
+                    self.tasks = deque(t for t in self.tasks if t[0] < b)
+                    self.halt_at = min(self.halt_at, b)
+                    self.lock.notify_all()
+
+    def _run_chunk(self, b, c, lo, hi, ticket, results, bounds):
+        self.memory.wait(ticket)
+        indices = self.batches[b]
+        slot = self.slots[self._slot(b)]
+        if self.cuda is not None:
+            self.cuda.host_ready(self._slot(b))
+        if hi > lo:
+            for p, pipeline in enumerate(self.pipelines):
+                results[p][c] = pipeline.run_chunk(slot[p], indices, lo, hi, self.seeds[p],
+                                                   self.storage_state)
+        with self.lock:
+            if b in self.failed:
+                return
+            self.pending[b] -= 1
+            last = self.pending[b] == 0
+            if last:   # decoded: the batch's pages are no longer needed
+                self.memory.release(self.tickets.pop(b))
+                self._admit()
+        if last:
+            outputs = self._finish(b, slot, indices, results, bounds)
+            with self.lock:
+                del self.chunk_results[b], self.pending[b]
+                self.ready[b] = outputs
                 self.lock.notify_all()
 
     def _finish(self, b, slot, indices, results, bounds):
@@ -169,12 +178,12 @@ class EpochRun:
             b = self.next_give
             if b >= len(self.batches):
                 raise StopIteration
-            while b not in self.ready and self.error is None:
+            while b not in self.ready and b not in self.failed and self.error is None:
                 self.lock.wait(timeout=1.0)
                 if self.error is None and not any(t.is_alive() for t in self.threads):
                     self.error = RuntimeError("the loader's worker threads stopped unexpectedly")
-            if self.error is not None:
-                error = self.error
+            if self.error is not None or b in self.failed:
+                error = self.failed.get(b, self.error)
                 self.stopped = True
                 self.lock.notify_all()
                 raise error
