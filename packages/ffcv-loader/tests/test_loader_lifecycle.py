@@ -8,7 +8,7 @@ from ffcv_loader import Loader, OrderOption
 from ffcv_format import Reader
 from ffcv_loader.memory import sample_pages
 from ffcv_loader.testing import ids_file, images_file
-from ffcv_ops import IntDecoder, RandomHorizontalFlip, RandomResizedCropRGBImageDecoder
+from ffcv_ops import RandomHorizontalFlip, RandomResizedCropRGBImageDecoder
 
 
 @pytest.fixture(scope='module')

@@ -10,7 +10,7 @@ from ffcv_ops import Operation
 from ffcv_ops.pipeline import Pipeline, PipelineSpec
 
 from .memory import OSCacheManager, ProcessCacheManager, sample_pages
-from .orders import OrderOption, TraversalOrder, make_order
+from .orders import OrderOption, make_order
 from .scheduler import CudaPrefetch, EpochRun
 
 __all__ = ['Loader']

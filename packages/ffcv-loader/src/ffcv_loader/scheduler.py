@@ -10,11 +10,9 @@ reused only after the consumer has moved past its batch.
 Worker threads reference only this object, never the iterator the user holds: when the
 user drops the iterator (a ``break``), it is collected, which stops and joins the threads.
 """
-import sys
 import threading
 from collections import deque
 
-import numpy as np
 from ffcv_ops.pipeline import CHUNK_SIZE
 
 

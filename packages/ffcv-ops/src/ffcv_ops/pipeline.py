@@ -8,7 +8,7 @@ batch. Chunks have a fixed size, so the work done for a sample never depends on 
 of worker threads.
 """
 import inspect
-from typing import Any, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 from numba import njit
@@ -60,8 +60,15 @@ def _arity(code):
     return sum(1 for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
 
 
-def _is_decoder(op, code=None):
-    return isinstance(op, Decoder)
+def _is_decoder(op):
+    """Decoders are ``Decoder`` instances; an FFCV 1.0 decoder (a plain ``Operation``) is
+    recognised by an ``is_decoder = True`` attribute or a class name ending in 'Decoder'."""
+    if isinstance(op, Decoder):
+        return True
+    flag = getattr(op, 'is_decoder', None)
+    if flag is not None:
+        return bool(flag)
+    return type(op).__name__.endswith('Decoder')
 
 
 class _Step:
@@ -105,7 +112,13 @@ class Pipeline:
             try:
                 state, alloc = op.declare_state_and_memory(state)
             except Exception as e:
-                raise type(e)(f"pipeline {self.name!r}, {op!r}: {e}") from e
+                wrapped = _in_context(e, f"pipeline {self.name!r}, {op!r}")
+                if wrapped is e:
+                    raise
+                raise wrapped from e
+            if not isinstance(state, State):
+                raise TypeError(f"pipeline {self.name!r}: {op!r} declared the state {state!r}, not a State "
+                                f"(return (dataclasses.replace(previous_state, ...), allocation))")
             if alloc is not None and not isinstance(alloc, AllocationQuery):
                 raise TypeError(f"pipeline {self.name!r}: {op!r} declared {alloc!r}, not an AllocationQuery")
             states.append(state)
@@ -117,6 +130,8 @@ class Pipeline:
         """Generate (and compile) every operation's code once (again with ``force``)."""
         if self._generated and not force:
             return
+        if len(self.states) != len(self.operations):
+            raise RuntimeError(f"pipeline {self.name!r}: call declare() before generate()")
         steps = []
         for position, (op, state) in enumerate(zip(self.operations, self.states)):
             step = _Step()
@@ -128,7 +143,12 @@ class Pipeline:
             if not callable(code):
                 raise TypeError(f"pipeline {self.name!r}: {op!r}.generate_code() returned {code!r}")
             step.compiled = op.compiled if op.compiled is not None else state.jit_mode
-            step.legacy_random = bool(step.compiled)
+            # FFCV 1.0 random operations draw from np.random: reseed it per chunk (numba's
+            # per-thread generator, or numpy's when the compiler is disabled)
+            if not step.compiled:
+                step.legacy_random = None
+            else:
+                step.legacy_random = _seed_numba_random if Compiler.is_enabled else np.random.seed
             if step.compiled:
                 code = Compiler.compile(code)
             step.code = code
@@ -174,8 +194,8 @@ class Pipeline:
             step = self.steps[k]
             buf = buffers[k]
             dst = None if buf is None else buf[lo:hi]
-            if step.legacy_random:
-                _seed_numba_random(np.uint32(derive_seed(seeds[k], chunk_indices[0] if hi > lo else 0, lo)
+            if step.legacy_random is not None:
+                step.legacy_random(np.uint32(derive_seed(seeds[k], chunk_indices[0] if hi > lo else 0, lo)
                                              & 0xFFFFFFFF))
             if k == 0:
                 if step.arity is not None and step.arity >= 5:
@@ -194,13 +214,27 @@ class Pipeline:
             step = self.steps[k]
             buf = buffers[k]
             dst = None if buf is None else buf[:n]
-            if step.legacy_random:
-                _seed_numba_random(np.uint32(derive_seed(seeds[k], indices[0] if n else 0) & 0xFFFFFFFF))
+            if step.legacy_random is not None:
+                step.legacy_random(np.uint32(derive_seed(seeds[k], indices[0] if n else 0) & 0xFFFFFFFF))
             x = _call(step, x, dst, indices, seeds[k])
         return x
 
     def __repr__(self):
         return f"Pipeline({self.name!r} <- {self.source!r}: {self.operations!r})"
+
+
+def _in_context(error, context):
+    """``error`` with ``context`` in front of its message, of the same type when the type can
+    be built from a message alone; otherwise ``error`` itself, with the context as a note."""
+    try:
+        wrapped = type(error)(f"{context}: {error}")
+    except Exception:
+        wrapped = None
+    if wrapped is None or not isinstance(wrapped, type(error)):
+        if hasattr(error, 'add_note'):  # Python 3.11+
+            error.add_note(context)
+        return error
+    return wrapped
 
 
 def _call(step, x, dst, indices, seed):

@@ -1,5 +1,4 @@
 """Per-sample augmentations on batches of HxWxC images (in place)."""
-import numpy as np
 from numba import njit
 
 from .random import sample_key, uniform

@@ -1,5 +1,4 @@
 """Copying sample bytes out of storage into batch buffers."""
-import numpy as np
 from numba import njit
 
 from ..storage import locate

@@ -1,7 +1,6 @@
 """Crop boxes: random resized crop (Inception-style) and center crop."""
 import math
 
-import numpy as np
 from numba import njit
 
 from .random import sample_key, uniform

@@ -49,7 +49,8 @@ class Cutout(Operation):
 
     The square is centred at a uniformly drawn pixel and clipped at the borders (DeVries &
     Taylor, 2017). ``crop_size=None`` (the default) uses half the image's shorter side,
-    the size that paper found best on CIFAR-10 (16 px of 32).
+    the size that paper found best on CIFAR-10 (16 px of 32). ``fill`` has a value per
+    channel; one value (or the same value repeated) fills every channel.
     """
 
     is_parallel = True
@@ -65,11 +66,15 @@ class Cutout(Operation):
     def declare_state_and_memory(self, previous_state):
         _require_images(self, previous_state)
         channels = previous_state.shape[2]
-        if len(self.fill) != channels:
+        fill = self.fill
+        if len(fill) != channels and len(set(fill)) == 1:
+            # one value for every channel (the default black works for any channel count)
+            fill = fill[:1] * channels
+        if len(fill) != channels:
             raise ValueError(f"Cutout fill has {len(self.fill)} values, the images have {channels} channels")
         self._size = (int(self.crop_size) if self.crop_size is not None
                       else max(1, min(previous_state.shape[:2]) // 2))
-        self._fill = np.array(self.fill, dtype=previous_state.dtype)
+        self._fill = np.array(fill, dtype=previous_state.dtype)
         return previous_state, None
 
     def generate_code(self):

@@ -176,7 +176,12 @@ class View(Operation):
             if new.itemsize != np.dtype(previous_state.dtype).itemsize:
                 raise ValueError(f"View cannot reinterpret {previous_state.dtype} as {new}: sizes differ")
             return replace(previous_state, dtype=new), None
-        return replace(previous_state, dtype=_torch_dtype(self.target_dtype)), None
+        torch = _torch()
+        old, new = _torch_dtype(previous_state.dtype), _torch_dtype(self.target_dtype)
+        if torch.empty(0, dtype=old).element_size() != torch.empty(0, dtype=new).element_size():
+            # torch would reinterpret the last dimension, not what the state declares
+            raise ValueError(f"View cannot reinterpret {old} as {new}: sizes differ")
+        return replace(previous_state, dtype=new), None
 
     def generate_code(self):
         target = self.target_dtype

@@ -1,0 +1,104 @@
+"""Decoders read through a storage state wherever the pages are (a page cache of the loader's
+own keeps them in slots of an arena, in any order)."""
+import numpy as np
+import pytest
+from ffcv_format import BytesField, NDArrayField, RGBImageField
+from ffcv_format.testing import photo_like_image, write_dataset
+
+from ffcv_ops import CenterCropRGBImageDecoder
+from ffcv_ops.storage import allocation_sizes, locate_many, make_storage_state, memory_read, read_at
+from ffcv_ops.testing import run_batch, make_pipeline, storage_state_of
+
+N = 90
+
+
+@pytest.fixture(scope='module')
+def multi_page_file(tmp_path_factory):
+    rng = np.random.default_rng(12)
+    samples = [(rng.integers(0, 256, 50000, dtype=np.uint8),
+                photo_like_image(rng, int(rng.integers(40, 90)), int(rng.integers(40, 90))),
+                rng.integers(0, 256, int(rng.integers(0, 3000)), dtype=np.uint8).tobytes())
+               for _ in range(N)]
+    fields = {'arr': NDArrayField(np.dtype('u1'), (50000,)), 'img': RGBImageField(write_mode='jpg'),
+              'blob': BytesField()}
+    reader = write_dataset(tmp_path_factory.mktemp('pages') / 'pages.beton', fields, samples)
+    assert reader.file_size > 2 * reader.page_size, "the test needs samples on several pages"
+    return reader
+
+
+def relocated_state(reader, resident=None):
+    """Every page copied into a slot of an arena, slots in a scrambled order; pages not in
+    ``resident`` are left out (offset -1)."""
+    ps = reader.page_size
+    num_pages = -(-reader.file_size // ps)
+    slots = np.random.default_rng(0).permutation(num_pages)
+    arena = np.full(num_pages * ps, 0xEE, dtype=np.uint8)
+    offsets = np.full(num_pages, -1, dtype=np.int64)
+    for page, slot in enumerate(slots):
+        if resident is not None and page not in resident:
+            continue
+        data = reader._buffer[page * ps:(page + 1) * ps]
+        arena[slot * ps:slot * ps + data.size] = data
+        offsets[page] = slot * ps
+    return make_storage_state(arena, offsets, ps, *reader._allocation_index())
+
+
+@pytest.mark.parametrize('field,ops', [('arr', []), ('blob', []),
+                                       ('img', [CenterCropRGBImageDecoder((20, 20))])])
+def test_decoders_read_relocated_pages(multi_page_file, field, ops):
+    pipeline = make_pipeline(multi_page_file, field, ops)
+    pipeline.declare()
+    pipeline.generate()
+    indices = np.random.default_rng(1).permutation(N)
+    direct = run_batch(pipeline, storage_state_of(multi_page_file), indices)
+    relocated = run_batch(pipeline, relocated_state(multi_page_file), indices, chunk=11)
+    np.testing.assert_array_equal(relocated, direct)
+    if field == 'arr':
+        expected = np.stack([multi_page_file.read_field(i, 'arr') for i in indices])
+        np.testing.assert_array_equal(direct, expected)
+
+
+def test_reading_a_page_that_is_not_resident_is_an_error(multi_page_file):
+    pipeline = make_pipeline(multi_page_file, 'arr', [])
+    pipeline.declare()
+    pipeline.generate()
+    ptr = int(multi_page_file.metadata['arr'][N - 1])
+    page = ptr // multi_page_file.page_size
+    state = relocated_state(multi_page_file, resident={p for p in range(10) if p != page})
+    with pytest.raises(RuntimeError, match='a page was read before the loader made it resident'):
+        run_batch(pipeline, state, np.array([N - 1]))
+    with pytest.raises(RuntimeError, match='resident'):
+        locate_many(np.array([ptr]), state)
+
+
+def test_memory_read_gives_whole_allocations(multi_page_file):
+    state = relocated_state(multi_page_file)
+    for i in [0, 17, N - 1]:
+        ptr, size = (int(v) for v in multi_page_file.metadata['blob'][i])
+        expected = multi_page_file.read(ptr, size)
+        np.testing.assert_array_equal(memory_read(np.uint64(ptr), state), expected)
+        np.testing.assert_array_equal(read_at(np.uint64(ptr), size, state), expected)
+        assert allocation_sizes(np.array([ptr]), state).tolist() == [multi_page_file.allocation_size(ptr)]
+    with pytest.raises(RuntimeError, match='no allocation starts at this pointer'):
+        memory_read(np.uint64(int(multi_page_file.metadata['arr'][3]) + 1), state)
+
+
+def test_page_size_must_be_a_power_of_two():
+    with pytest.raises(ValueError, match='power of two'):
+        make_storage_state(np.zeros(10, np.uint8), np.zeros(1, np.int64), 3000, np.zeros(0, np.uint64),
+                           np.zeros(0, np.uint64))
+
+
+def test_a_corrupted_image_is_reported(multi_page_file):
+    ps = multi_page_file.page_size
+    arena = np.array(multi_page_file._buffer)      # a copy of the whole file
+    ptr = int(multi_page_file.metadata['img'][5]['data_ptr'])
+    arena[ptr:ptr + 200] = 0                         # the JPEG header is gone
+    num_pages = -(-multi_page_file.file_size // ps)
+    state = make_storage_state(arena, np.arange(num_pages) * ps, ps, *multi_page_file._allocation_index())
+    pipeline = make_pipeline(multi_page_file, 'img', [CenterCropRGBImageDecoder((8, 8))])
+    pipeline.declare()
+    pipeline.generate()
+    run_batch(pipeline, state, np.array([4, 6]))
+    with pytest.raises(ValueError, match=r"a stored image does not decode \(corrupted file\?\)"):
+        run_batch(pipeline, state, np.array([4, 5, 6]))
