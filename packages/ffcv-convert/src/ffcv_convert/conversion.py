@@ -1,0 +1,541 @@
+"""convert(): any source into one ``.beton`` file, in parts that survive interruption.
+
+How work is never lost
+----------------------
+The source is split into *parts*: runs of ``part_size`` consecutive items for sources of
+known length (image folders, manifests, map-style datasets) and for iterables, one part
+per shard for WebDataset. Next to the destination, a work folder ``DST.parts/`` holds:
+
+- ``conversion.json``: what is being converted (the source and its listing's checksum,
+  the fields and their settings, the part plan), written when the conversion starts;
+- ``part-000012.beton``: each finished part, written atomically by ``DatasetWriter``;
+- ``part-000012.json``: its item count and the samples skipped in it, written before
+  the part's ``.beton`` gets its name (so a part file never exists without it);
+- ``lock``: held (``flock``) while a conversion runs, so two cannot write at once.
+
+Running the same conversion again (after Ctrl-C, a crash, a killed machine, or after
+fixing a bad file) finds the work folder, checks that ``conversion.json`` matches, and
+converts only the parts that have no ``.beton`` yet. When every part is done they are
+merged into the destination (packed, without decoding) through a temporary file that
+gets its name only when complete; then the work folder is removed. Disk space: the
+parts and the destination both exist while merging (about twice the output size).
+"""
+import fcntl
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+
+import numpy as np
+from ffcv_format import DatasetWriter, Field
+from ffcv_format.spec import DEFAULT_PAGE_SIZE
+
+from ._atomic import write_text_atomically
+from .combine import combine
+from .errors import BadSampleError, ConversionError
+from .fieldspec import FieldSpec, parse_field_specs
+from .pipeline import Job, PartEnd, Pipeline
+from .sources import IndexedSource, StreamSource, WebDataset, open_source
+
+__all__ = ['convert', 'ConversionResult', 'work_dir_for', 'DEFAULT_PART_SIZE', 'DEFAULT_IMAGE_OPTIONS']
+
+DEFAULT_PART_SIZE = 1000
+WORK_SUFFIX = '.parts'
+STATE_FILE = 'conversion.json'
+STATE_VERSION = 1
+#: image settings used for image fields given by name (``'image=jpg:image'``) or by default
+DEFAULT_IMAGE_OPTIONS = {'write_mode': 'jpg', 'jpeg_quality': 90}
+_CHEAP_FIELDS = ('IntField', 'FloatField', 'BytesField', 'JSONField', 'NDArrayField',
+                 'TorchTensorField', 'SourceImageField')
+
+
+@dataclass
+class ConversionResult:
+    """What :func:`convert` did."""
+
+    path: str
+    num_samples: int
+    num_parts: int
+    parts_reused: int
+    #: ``(where, reason)`` of each skipped sample
+    skipped: list = dataclass_field(default_factory=list)
+    skipped_report: str = None
+    fields: list = dataclass_field(default_factory=list)
+
+
+def work_dir_for(dst):
+    """The work folder of a conversion into ``dst``: ``DST.parts`` next to it."""
+    return os.path.abspath(os.fspath(dst)) + WORK_SUFFIX
+
+
+def _default_workers():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _field_specs(source, fields, keys, image_options):
+    if fields is None:
+        if source.tuple_records:
+            raise ValueError("converting a Python dataset or iterable needs fields={name: Field, ...} "
+                             "in the order of the values each item gives")
+        return parse_field_specs(source.default_fields(), image_options)
+    if isinstance(fields, str) or (isinstance(fields, (list, tuple)) and fields
+                                   and all(isinstance(f, str) for f in fields)):
+        return parse_field_specs(fields, image_options)
+    if isinstance(fields, dict):
+        keys = dict(keys or {})
+        unknown = set(keys) - set(fields)
+        if unknown:
+            raise ValueError(f"keys= names fields that are not in fields=: {sorted(unknown)}")
+        return [FieldSpec(name, f, key=keys.get(name)) for name, f in fields.items()]
+    if isinstance(fields, (list, tuple)) and all(isinstance(f, FieldSpec) for f in fields):
+        return list(fields)
+    raise TypeError("fields must be a dict {name: Field}, a list of 'NAME=KEY:TYPE' strings or of "
+                    f"FieldSpec, got {type(fields).__name__}")
+
+
+class _Plan:
+    """How the source splits into parts, and the jobs of the parts still to do."""
+
+    def __init__(self, source, part_size):
+        self.source = source
+        self.part_size = part_size
+        if isinstance(source, IndexedSource):
+            self.kind = 'ranges'
+            self.num_items = len(source)
+            self.num_parts = -(-self.num_items // part_size)
+        elif isinstance(source, WebDataset) or (isinstance(source, StreamSource)
+                                                and source.num_streams is not None):
+            self.kind = 'streams'
+            self.num_items = None
+            self.num_parts = source.num_streams
+        else:
+            self.kind = 'chunks'
+            self.num_items = None
+            self.num_parts = None
+
+    def describe(self):
+        return {'kind': self.kind, 'part_size': self.part_size if self.kind != 'streams' else None,
+                'num_parts': self.num_parts}
+
+    def jobs(self, done):
+        """Jobs of the parts not in ``done``, each part followed by a PartEnd."""
+        source = self.source
+        if self.kind == 'ranges':
+            for part in range(self.num_parts):
+                if part in done:
+                    continue
+                stop = min(self.num_items, (part + 1) * self.part_size)
+                for position in range(part * self.part_size, stop):
+                    yield Job(position, part, read=_Reader(source, position))
+                yield PartEnd(part)
+        elif self.kind == 'streams':
+            todo = [p for p in range(self.num_parts) if p not in done]
+            position = 0
+            for k, part in enumerate(todo):
+                stream = source.stream(part, upcoming=todo[k + 1:]) if isinstance(source, WebDataset) \
+                    else source.stream(part)
+                for where, record in stream:
+                    yield Job(position, part, where=where, record=record)
+                    position += 1
+                yield PartEnd(part)
+        else:
+            part = -1
+            for position, (where, record) in enumerate(source.items()):
+                new_part = position // self.part_size
+                if new_part != part:
+                    if part >= 0 and part not in done:
+                        yield PartEnd(part)
+                    part = new_part
+                if part not in done:
+                    yield Job(position, part, where=where, record=record)
+            if part >= 0 and part not in done:
+                yield PartEnd(part)
+
+
+class _Reader:
+    """The read step of item ``position`` of an indexed source (run on the I/O pool)."""
+
+    __slots__ = ('source', 'position')
+
+    def __init__(self, source, position):
+        self.source, self.position = source, position
+
+    def __call__(self):
+        if isinstance(self.source, IndexedSource) and self.source.tuple_records:
+            try:
+                return self.source.read(self.position)
+            except Exception as e:
+                raise BadSampleError(f"{type(e).__name__}: {e}", f"item {self.position}") from e
+        return self.source.read(self.position)
+
+
+class _Preparer:
+    """Record -> the tuple the writer stores, images decoded/resized/compressed."""
+
+    def __init__(self, specs, source):
+        self.specs = specs
+        self.tuple_records = source.tuple_records
+        self.where = source.where if isinstance(source, IndexedSource) else (lambda i: f"item {i}")
+
+    def __call__(self, job, record):
+        try:
+            return self._prepare(job, record)
+        except BadSampleError as e:
+            if e.where is None:  # named only now: naming every item up front costs time
+                raise BadSampleError(e.reason, self.where(job.position)) from None
+            raise
+
+    def _prepare(self, job, record):
+        where = job.where
+        specs = self.specs
+        if self.tuple_records:
+            if not isinstance(record, (tuple, list)):
+                record = (record,)
+            if len(record) != len(specs):
+                raise BadSampleError(f"gives {len(record)} value(s) but there are {len(specs)} fields "
+                                     f"({', '.join(s.name for s in specs)})", where)
+            values = []
+            for spec, raw in zip(specs, record):
+                try:
+                    values.append(spec.convert(raw))
+                except (ValueError, TypeError) as e:
+                    raise BadSampleError(f"value for field {spec.name!r} does not convert: {e}",
+                                         where) from None
+        else:
+            values = [spec.value(record, where) for spec in specs]
+        for k, spec in enumerate(specs):
+            if spec.is_image:
+                value = values[k]
+                if getattr(value, 'where', 1) is None:
+                    value.where = where if where is not None else self.where(job.position)
+                try:
+                    values[k] = spec.field.prepare(value, job.position)
+                except BadSampleError:
+                    raise
+                except (ValueError, TypeError) as e:
+                    raise BadSampleError(f"field {spec.name!r}: {e}", where) from None
+        return tuple(values)
+
+
+class _PartSamples:
+    """The samples of one part, pulled from the pipeline by the part's DatasetWriter."""
+
+    def __init__(self, pipeline, part, hint, state):
+        self.pipeline, self.part, self.hint, self.state = pipeline, part, hint, state
+        self.items = 0
+        self.skipped = []
+        self.samples = 0
+        self.finished = False
+
+    def __iter__(self):
+        return self
+
+    def __length_hint__(self):
+        return self.hint
+
+    def __next__(self):
+        if self.finished:  # the writer may ask again after the end
+            raise StopIteration
+        state = self.state
+        while True:
+            entry = self.pipeline.next()
+            if entry is None:
+                raise ConversionError(f"internal error: the jobs of part {self.part} ended "
+                                      "without its end marker")
+            if isinstance(entry, PartEnd):
+                self.finished = True
+                raise StopIteration
+            job, ok, value = entry
+            self.items += 1
+            if ok:
+                self.samples += 1
+                state.bar.update(1)
+                return value
+            try:
+                raise value
+            except BadSampleError as e:
+                where = e.where or job.where or f"item {job.position}"
+                if state.on_error == 'skip':
+                    self.skipped.append((where, e.reason))
+                    state.bar.update(1)
+                    continue
+                raise ConversionError(
+                    f"cannot read {where}: {e.reason}. Fix or remove it and run the same conversion again "
+                    "(finished parts are kept), or skip unreadable samples with on_error='skip' (--skip-bad)"
+                ) from e
+            except ConversionError:
+                raise
+            except Exception as e:
+                where = job.where or state.source_where(job.position)
+                raise ConversionError(f"reading {where} failed: {type(e).__name__}: {e}") from e
+
+
+class _State:
+    def __init__(self, on_error, bar, source):
+        self.on_error, self.bar, self.source = on_error, bar, source
+
+    def source_where(self, position):
+        try:
+            return self.source.where(position)
+        except Exception:
+            return f"item {position}"
+
+
+def _part_name(part):
+    return f"part-{part:06d}"
+
+
+def _load_done(work, plan):
+    done = {}
+    for name in os.listdir(work):
+        if name.startswith('part-') and name.endswith('.beton'):
+            stem = name[:-len('.beton')]
+            info_path = os.path.join(work, stem + '.json')
+            try:
+                part = int(stem[len('part-'):])
+                with open(info_path, encoding='utf-8') as f:
+                    done[part] = json.load(f)
+            except (ValueError, OSError, json.JSONDecodeError):
+                continue  # not a finished part: it is redone
+    if plan.num_parts is not None:
+        done = {p: info for p, info in done.items() if p < plan.num_parts}
+    return done
+
+
+def _differences(old, new, prefix=''):
+    """'where: old -> new' for each difference between two JSON values."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new)):
+            out += _differences(old.get(key), new.get(key), f"{prefix}.{key}" if prefix else str(key))
+        return out
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new) \
+            and all(isinstance(x, dict) for x in old + new):
+        out = []
+        for k, (a, b) in enumerate(zip(old, new)):
+            out += _differences(a, b, f"{prefix}[{b.get('name', k)}]")
+        return out
+    if old != new:
+        return [f"{prefix}: {str(old)[:60]} -> {str(new)[:60]}"]
+    return []
+
+
+def _check_names(specs):
+    seen = set()
+    for spec in specs:
+        name = spec.name
+        if not isinstance(name, str) or not name.isascii() or not 1 <= len(name) <= 16 or '\0' in name:
+            raise ValueError(f"field name {name!r} is not allowed: names are 1 to 16 ASCII characters")
+        if name in seen:
+            raise ValueError(f"two fields are named {name!r}")
+        seen.add(name)
+
+
+def _has_parts(work):
+    return any(name.startswith('part-') and name.endswith('.beton') for name in os.listdir(work))
+
+
+def _open_work_dir(work, state, restart):
+    """Create or reopen the work folder; returns the lock's file descriptor."""
+    if restart and os.path.isdir(work):
+        shutil.rmtree(work)
+    os.makedirs(work, exist_ok=True)
+    lock = os.open(os.path.join(work, 'lock'), os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(lock)
+        raise ConversionError(f"another conversion is running in {work!r} (its lock is held); "
+                              "wait for it or stop it first") from None
+    state_path = os.path.join(work, STATE_FILE)
+    if os.path.exists(state_path):
+        try:
+            with open(state_path, encoding='utf-8') as f:
+                old = json.load(f)
+        except (OSError, json.JSONDecodeError):
+            old = None
+        if old != state and not _has_parts(work):
+            old = state  # nothing was finished: nothing to lose by starting over
+            write_text_atomically(state_path, json.dumps(state, indent=1, sort_keys=True))
+        if old != state:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            os.close(lock)
+            differences = _differences(old or {}, state) if isinstance(old, dict) else ['unreadable state']
+            raise ConversionError(
+                f"{work!r} holds an unfinished conversion with other settings ("
+                f"{'; '.join(differences[:4])}); run the same command as before to resume it, or pass "
+                "restart=True (--restart) to discard it and start over")
+    else:
+        write_text_atomically(state_path, json.dumps(state, indent=1, sort_keys=True))
+    return lock
+
+
+def _write_report(path, skipped, dst):
+    lines = [f"# samples skipped while converting into {dst}: {len(skipped)}",
+             "# where\treason"]
+    lines += [f"{where}\t{reason}" for where, reason in skipped]
+    write_text_atomically(path, '\n'.join(lines) + '\n')
+
+
+def convert(source, dst, fields=None, *, keys=None, image_options=None, to_fields=None, kind=None,
+            path_column='path', storage_options=None, workers=-1, io_workers=None,
+            part_size=DEFAULT_PART_SIZE, on_error='stop', skipped_report=None, overwrite=False,
+            restart=False, page_size=DEFAULT_PAGE_SIZE, progress=True):
+    """Convert ``source`` into the ``.beton`` file ``dst``; resumable, fast, atomic.
+
+    >>> convert('data/train', 'train.beton',                           # an image folder
+    ...         image_options={'write_mode': 'jpg', 'max_resolution': 256})   # doctest: +SKIP
+    ConversionResult(path='train.beton', num_samples=1281167, ...)
+    >>> convert('s3://bucket/shards/train-{000..146}.tar', 'train.beton',
+    ...         fields=['image=jpg:image', 'label=cls:int'])             # doctest: +SKIP
+    >>> convert(cifar10, 'cifar.beton', fields={'image': RGBImageField(), 'label': IntField()},
+    ...         to_fields=lambda item: (np.asarray(item[0]), item[1]))  # doctest: +SKIP
+
+    ``source``: an image folder, a CSV/Parquet manifest or WebDataset shards (a path or
+    fsspec URL, its kind guessed from its name or given by ``kind``: ``'folder'``,
+    ``'manifest'``, ``'webdataset'``), a :class:`~ffcv_convert.sources.Source`, a
+    map-style dataset or an iterable (items mapped to field values by ``to_fields``).
+
+    ``fields``: a dict ``{name: Field}`` (record keys default to the names; ``keys``
+    maps names to other keys), or ``'NAME=KEY:TYPE'`` specs (e.g. ``['image=jpg:image',
+    'label=cls:int']``, image fields made with ``image_options``, default
+    :data:`DEFAULT_IMAGE_OPTIONS`). Default: the source's own (image and label).
+
+    ``workers`` threads encode (default: all cores). Remote files are read by
+    ``io_workers`` threads (default 64), so that many requests are in flight; local files
+    are read by the encoding threads themselves unless ``io_workers`` is given. ``on_error='skip'``
+    skips missing, unreadable or corrupt samples and lists them in ``skipped_report``
+    (default ``DST.skipped.txt``); the default ``'stop'`` stops at the first one with a
+    :class:`ConversionError` naming it. Interrupted conversions resume where they stopped
+    when run again with the same arguments (see the module documentation); ``restart``
+    discards unfinished work instead.
+    """
+    dst = os.path.abspath(os.fspath(dst))
+    if on_error not in ('stop', 'skip'):
+        raise ValueError(f"on_error must be 'stop' or 'skip', got {on_error!r}")
+    if not isinstance(part_size, (int, np.integer)) or part_size < 1:
+        raise ValueError(f"part_size must be a positive integer, got {part_size!r}")
+    if workers == -1 or workers is None:
+        workers = _default_workers()
+    if not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise ValueError(f"workers must be a positive integer or -1 (all cores), got {workers!r}")
+    if not os.path.isdir(os.path.dirname(dst)):
+        raise FileNotFoundError(f"the folder of the destination {dst!r} does not exist")
+    if not overwrite and os.path.lexists(dst):
+        raise FileExistsError(f"{dst!r} already exists; pass overwrite=True (--overwrite) to replace it")
+    image_options = dict(DEFAULT_IMAGE_OPTIONS, **(image_options or {}))
+
+    source = open_source(source, kind=kind, storage_options=storage_options, path_column=path_column,
+                         to_fields=to_fields)
+    specs = _field_specs(source, fields, keys, image_options)
+    if isinstance(fields, dict):
+        for name, f in fields.items():
+            if not isinstance(f, Field):
+                raise TypeError(f"field {name!r} must be a Field instance, got {f!r:.80}")
+    _check_names(specs)
+    known = source.record_keys()
+    if known is not None:
+        for spec in specs:
+            if spec.key not in known:
+                raise ValueError(f"field {spec.name!r} takes {spec.key!r}, which {source!r} does not have; "
+                                 f"its records have {', '.join(map(repr, known))}")
+    separate_reads = source.remote or io_workers is not None
+    if io_workers is None:
+        io_workers = 64 if source.remote else workers
+    if not isinstance(io_workers, (int, np.integer)) or io_workers < 1:
+        raise ValueError(f"io_workers must be a positive integer, got {io_workers!r}")
+    plan = _Plan(source, int(part_size))
+    state = {'tool': 'ffcv-convert', 'version': STATE_VERSION, 'destination': dst,
+             'source': source.describe(), 'fields': [s.describe() for s in specs],
+             'plan': plan.describe(), 'page_size': int(page_size)}
+    state = json.loads(json.dumps(state))  # as it reads back from conversion.json
+    work = work_dir_for(dst)
+    say = (lambda text: print(text, file=sys.stderr, flush=True)) if progress else (lambda text: None)
+    lock = _open_work_dir(work, state, restart)
+    try:
+        return _convert(source, dst, specs, plan, work, workers, io_workers, separate_reads, on_error,
+                        skipped_report, overwrite, page_size, progress, say)
+    except BaseException:
+        if os.path.isdir(work) and not _has_parts(work):
+            shutil.rmtree(work, ignore_errors=True)  # nothing finished to resume from
+        raise
+    finally:
+        os.close(lock)  # releases the flock (the folder may be gone by now)
+
+
+def _convert(source, dst, specs, plan, work, workers, io_workers, separate_reads, on_error, skipped_report,
+             overwrite, page_size, progress, say):
+    import cv2
+    from tqdm.auto import tqdm
+
+    done = _load_done(work, plan)
+    reused = len(done)
+    if done:
+        total = f" of {plan.num_parts}" if plan.num_parts is not None else ""
+        say(f"resuming: {len(done)}{total} parts already done in {work}")
+    writer_fields = {s.name: s.field for s in specs}
+    cheap = all(type(s.field).__name__ in _CHEAP_FIELDS for s in specs)
+    writer_workers = 1 if cheap else workers
+    bar = tqdm(total=plan.num_items, initial=sum(info['items'] for info in done.values()),
+               unit=' samples', desc=os.path.basename(dst), disable=not progress, smoothing=0.05,
+               dynamic_ncols=True)
+    run_state = _State(on_error, bar, source)
+    window = max(64, 2 * io_workers, 16 * workers)
+    pipeline = Pipeline(plan.jobs(set(done)), _Preparer(specs, source),
+                        read_workers=io_workers, prepare_workers=workers, window=window,
+                        remote_reads=separate_reads)
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)  # parallelism comes from our threads; OpenCV's own pool would oversubscribe
+    try:
+        largest_part = max([info['items'] for info in done.values()] + [plan.part_size])
+        while True:
+            head = pipeline.peek()
+            if head is None:
+                break
+            part = head.part if isinstance(head, PartEnd) else head[0].part
+            hint = plan.part_size if plan.kind != 'streams' else max(4096, 2 * largest_part)
+            samples = _PartSamples(pipeline, part, hint, run_state)
+            stem = os.path.join(work, _part_name(part))
+            DatasetWriter(stem + '.beton.tmp', writer_fields, page_size=page_size,
+                          num_workers=writer_workers, progress=False, overwrite=True
+                          ).from_iterable(samples, chunksize=32)
+            info = {'items': samples.items, 'samples': samples.samples,
+                    'skipped': [[w, r] for w, r in samples.skipped]}
+            write_text_atomically(stem + '.json', json.dumps(info))
+            os.replace(stem + '.beton.tmp', stem + '.beton')
+            done[part] = info
+            largest_part = max(largest_part, samples.items)
+    finally:
+        pipeline.close()
+        cv2.setNumThreads(threads)
+        bar.close()
+        if isinstance(source, WebDataset):
+            source.close()
+
+    parts = sorted(done)
+    if plan.num_parts is not None and len(parts) != plan.num_parts:  # pragma: no cover - defensive
+        raise ConversionError(f"only {len(parts)} of {plan.num_parts} parts are done in {work!r}")
+    skipped = [(w, r) for p in parts for w, r in done[p]['skipped']]
+    report = None
+    if skipped:
+        report = os.path.abspath(skipped_report or dst + '.skipped.txt')
+        _write_report(report, skipped, dst)
+        say(f"skipped {len(skipped)} unreadable sample(s), listed in {report}")
+    say(f"merging {len(parts)} part(s) into {dst}")
+    paths = [os.path.join(work, _part_name(p) + '.beton') for p in parts]
+    if paths:
+        num_samples = combine([(p, None) for p in paths], dst, overwrite=overwrite, page_size=page_size,
+                              temp_dir=work, verb='merge')
+    else:
+        DatasetWriter(dst, writer_fields, page_size=page_size, progress=False,
+                      overwrite=overwrite).from_indexed_dataset([])
+        num_samples = 0
+    shutil.rmtree(work, ignore_errors=True)
+    return ConversionResult(path=dst, num_samples=num_samples, num_parts=len(parts),
+                            parts_reused=reused, skipped=skipped, skipped_report=report,
+                            fields=[s.name for s in specs])
