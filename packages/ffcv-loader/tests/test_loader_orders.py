@@ -72,3 +72,15 @@ def test_bad_arguments_are_named(ids_path):
         Loader(ids_path, batch_size=4, order='shuffled')
     with pytest.raises(RuntimeError, match='init_process_group'):
         Loader(ids_path, batch_size=4, distributed=True)
+
+
+def test_num_workers_minus_one_follows_compiler_num_threads(ids_path):
+    from ffcv_ops import Compiler
+    import os
+    assert Loader(ids_path, batch_size=8).num_workers == len(os.sched_getaffinity(0))
+    try:
+        Compiler.set_num_threads(3)
+        assert Loader(ids_path, batch_size=8).num_workers == 3
+        assert Loader(ids_path, batch_size=8, num_workers=1).num_workers == 1
+    finally:
+        Compiler.num_threads = None

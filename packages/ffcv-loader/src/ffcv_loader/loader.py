@@ -6,7 +6,7 @@ import weakref
 
 import numpy as np
 from ffcv_format import Reader
-from ffcv_ops import Operation
+from ffcv_ops import Compiler, Operation
 from ffcv_ops.pipeline import Pipeline, PipelineSpec
 
 from .memory import OSCacheManager, ProcessCacheManager, sample_pages
@@ -33,7 +33,8 @@ class Loader:
 
     - ``fname``: the file.
     - ``batch_size``: samples per batch.
-    - ``num_workers``: worker threads (``-1``: one per core this process may use).
+    - ``num_workers``: worker threads (``-1``: ``Compiler.set_num_threads``'s value if it was
+      called, else one per core this process may use).
     - ``os_cache``: ``True`` reads through the OS page cache (memory map, shared by the
       processes on a machine); ``False`` uses the loader's own bounded page cache, read
       ahead with threads (``process_cache_limit`` bytes, default half the free memory).
@@ -80,7 +81,9 @@ class Loader:
             raise ValueError(f"batches_ahead must be a non-negative integer, got {batches_ahead!r}")
         self.fname = str(fname)
         self.batch_size = int(batch_size)
-        self.num_workers = _default_workers() if num_workers == -1 else int(num_workers)
+        if num_workers == -1:
+            num_workers = Compiler.num_threads or _default_workers()
+        self.num_workers = int(num_workers)
         self.os_cache = bool(os_cache)
         self.drop_last = bool(drop_last)
         self.batches_ahead = int(batches_ahead)

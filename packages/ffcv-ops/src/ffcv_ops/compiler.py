@@ -15,7 +15,8 @@ class Compiler:
     """
 
     is_enabled = True
-    num_threads = 1
+    #: worker threads of loaders given ``num_workers=-1`` (``None``: one per core)
+    num_threads = None
     # set while an operation's generate_code() runs; see Operation.uses_batch_iterator
     _iterator_requested = False
 
