@@ -21,7 +21,7 @@ from ffcv_format.spec import (
     metadata_start,
 )
 
-from ._atomic import AtomicOutput
+from ffcv_format.atomic import AtomicFile
 from .errors import FieldMismatchError
 
 __all__ = ['concat', 'subset', 'append', 'combine', 'parse_indices']
@@ -209,7 +209,7 @@ def _write(readers, picked, dst, page_size, overwrite, temp_dir):
     else:
         alloc_table_ptr = meta_start + num_samples * row_type.itemsize
 
-    out = AtomicOutput(dst, overwrite=overwrite, temp_dir=temp_dir)
+    out = AtomicFile(dst, overwrite=overwrite, temp_dir=temp_dir)
     fds = []
     try:
         os.ftruncate(out.fd, alloc_table_ptr)

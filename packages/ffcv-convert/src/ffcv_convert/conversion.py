@@ -32,7 +32,7 @@ import numpy as np
 from ffcv_format import DatasetWriter, Field
 from ffcv_format.spec import DEFAULT_PAGE_SIZE
 
-from ._atomic import write_text_atomically
+from ffcv_format.atomic import write_text_atomically
 from .combine import combine
 from .errors import BadSampleError, ConversionError
 from .fieldspec import FieldSpec, parse_field_specs

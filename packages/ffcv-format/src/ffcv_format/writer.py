@@ -8,7 +8,7 @@ import threading
 import numpy as np
 from tqdm.auto import tqdm
 
-from ._atomic import AtomicFile
+from .atomic import AtomicFile
 from .errors import EncodeError
 from .fields.base import Field, _set_current_sample_id
 from .spec import (ALLOC_TABLE_TYPE, CURRENT_VERSION, DEFAULT_PAGE_SIZE, FIELD_ARGS_BYTES,

@@ -1,10 +1,11 @@
-"""Files that appear under their final name only once complete."""
+"""Files that appear under their final name only once complete (used by the writer and by
+the converters: ``AtomicFile`` for large outputs, ``write_text_atomically`` for small ones)."""
 import errno
 import os
 import secrets
 
 
-class AtomicOutput:
+class AtomicFile:
     """Write ``path`` through a hidden temporary file; ``commit()`` publishes, ``abort()`` discards.
 
     The temporary file lives in ``temp_dir`` (default: the target's folder, which must be
@@ -18,12 +19,11 @@ class AtomicOutput:
         self.overwrite = overwrite
         directory = os.path.dirname(self.path)
         if not os.path.isdir(directory):
-            raise FileNotFoundError(f"the folder of {os.fspath(path)!r} does not exist")
+            raise FileNotFoundError(f"the directory of {os.fspath(path)!r} does not exist")
         if os.path.isdir(self.path):
-            raise IsADirectoryError(f"{os.fspath(path)!r} is a folder")
+            raise IsADirectoryError(f"{os.fspath(path)!r} is a directory")
         if not overwrite and os.path.lexists(self.path):
-            raise FileExistsError(f"{os.fspath(path)!r} already exists; pass overwrite=True "
-                                  "(--overwrite) to replace it")
+            raise FileExistsError(f"{os.fspath(path)!r} already exists; pass overwrite=True to replace it")
         self.temp_dir = os.path.abspath(temp_dir or directory)
         self.temp_path = None
         self.fd = None
