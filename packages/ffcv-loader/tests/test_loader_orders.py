@@ -84,3 +84,22 @@ def test_num_workers_minus_one_follows_compiler_num_threads(ids_path):
         assert Loader(ids_path, batch_size=8, num_workers=1).num_workers == 1
     finally:
         Compiler.num_threads = None
+
+
+def test_an_ffcv_10_style_order_is_built_from_the_loader(ids_path):
+    from ffcv_loader import TraversalOrder
+
+    class EvensFirst(TraversalOrder):
+        def __init__(self, loader):
+            super().__init__(loader)
+            self.seen_batch_size = loader.batch_size
+
+        def sample_order(self, epoch):
+            ids = self.indices
+            return np.concatenate([ids[ids % 2 == 0], ids[ids % 2 == 1]])
+
+    loader = Loader(ids_path, batch_size=100, num_workers=2, order=EvensFirst, indices=np.arange(300))
+    order = loader.traversal_order
+    assert order.loader is loader and order.seed == loader.seed and order.seen_batch_size == 100
+    ids = np.concatenate(epoch_ids(loader))
+    assert np.array_equal(ids, np.r_[0:300:2, 1:300:2])

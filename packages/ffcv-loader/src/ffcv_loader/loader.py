@@ -116,12 +116,8 @@ class Loader:
         used_fields = sorted({p.source for p in self.pipelines}, key=self.reader.field_names.index)
         self._sample_pages = sample_pages(self.reader, used_fields)
 
-        page_of_sample = self._sample_pages[:, 0] if self._sample_pages.shape[1] else None
         self.order_option = order
-        self.traversal_order = make_order(
-            order, self.indices, seed=self.seed, distributed=self.distributed, rank=self.rank,
-            world_size=self.world_size, batch_size=self.batch_size, drop_last=self.drop_last,
-            sample_pages=page_of_sample)
+        self.traversal_order = make_order(order, loader=self, **self.traversal_arguments())
 
         if self.os_cache:
             self.memory_manager = OSCacheManager(self.reader)
@@ -134,6 +130,12 @@ class Loader:
         self._slots = None
         self._slot_key = None
         self._lock = threading.Lock()
+
+    def traversal_arguments(self):
+        """What a traversal order is built from (FFCV 1.0 orders receive the loader itself)."""
+        return dict(indices=self.indices, seed=self.seed, distributed=self.distributed, rank=self.rank,
+                    world_size=self.world_size, batch_size=self.batch_size, drop_last=self.drop_last,
+                    sample_pages=self._sample_pages[:, 0] if self._sample_pages.shape[1] else None)
 
     # ------------------------------------------------------------ pipelines
 

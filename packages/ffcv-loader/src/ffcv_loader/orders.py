@@ -35,6 +35,7 @@ This module imports only numpy.
 """
 import abc
 import enum
+import inspect
 import math
 import operator
 
@@ -111,8 +112,18 @@ class TraversalOrder(abc.ABC):
     #: Mixed into :meth:`epoch_rng`'s seed, so that orders of different classes differ.
     SALT = 0
 
-    def __init__(self, indices, *, seed, distributed=False, rank=0, world_size=1, batch_size=1,
+    def __init__(self, indices, *, seed=None, distributed=False, rank=0, world_size=1, batch_size=1,
                  drop_last=False, sample_pages=None):
+        if hasattr(indices, 'traversal_arguments'):
+            # FFCV 1.0's protocol: an order is built from the loader (``__init__(self, loader)``)
+            self.loader = indices
+            arguments = indices.traversal_arguments()
+            indices, seed = arguments['indices'], arguments['seed']
+            distributed, rank, world_size = arguments['distributed'], arguments['rank'], arguments['world_size']
+            batch_size, drop_last = arguments['batch_size'], arguments['drop_last']
+            sample_pages = arguments['sample_pages']
+        if seed is None:
+            raise ValueError("a traversal order needs a seed (an integer)")
         self.indices = _id_array(indices, 'indices')
         self.seed = _integer(seed, 'seed', 0)
         self.distributed = bool(distributed)
@@ -297,14 +308,29 @@ def _order_class(order):
                      f"or a subclass of TraversalOrder that implements sample_order")
 
 
+def _built_from_loader(cls):
+    """Whether ``cls`` is an FFCV 1.0 style order, built as ``cls(loader)``."""
+    try:
+        params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return False
+    if any(p.kind is p.VAR_KEYWORD for p in params) or any(p.name == 'seed' for p in params):
+        return False
+    required = [p for p in params if p.default is p.empty and p.kind is not p.VAR_POSITIONAL]
+    return len(required) == 1
+
+
 def make_order(order, indices, *, seed, distributed=False, rank=0, world_size=1, batch_size=1,
-               drop_last=False, sample_pages=None):
+               drop_last=False, sample_pages=None, loader=None):
     """Build the traversal order ``order`` over ``indices``.
 
     ``order`` is an :class:`OrderOption`, its name as a string (case-insensitive, e.g.
     ``'random'`` or ``'quasi_random'``), or a concrete :class:`TraversalOrder` subclass (built
-    with the same keyword arguments). Anything else raises ValueError.
+    with the same keyword arguments, or, for an FFCV 1.0 style subclass whose ``__init__``
+    takes only the loader, as ``cls(loader)``). Anything else raises ValueError.
     """
     cls = _order_class(order)
+    if loader is not None and _built_from_loader(cls):
+        return cls(loader)
     return cls(indices, seed=seed, distributed=distributed, rank=rank, world_size=world_size,
                batch_size=batch_size, drop_last=drop_last, sample_pages=sample_pages)
