@@ -106,3 +106,35 @@ def test_a_second_conversion_into_the_same_work_folder_is_refused(tmp_path):
             convert(tmp_path / 'src', dst, progress=False)
     convert(tmp_path / 'src', dst, progress=False)
     assert Reader(dst).num_samples == 3
+
+
+def test_a_run_that_died_after_the_merge_only_cleans_up(tmp_path, monkeypatch):
+    import ffcv_convert.conversion as conversion
+
+    samples = [(np.full(5, k, np.float32), k) for k in range(30)]
+    fields = {'vec': NDArrayField(np.dtype('float32'), (5,)), 'label': IntField()}
+    dst = tmp_path / 'out.beton'
+
+    class Died(BaseException):
+        pass
+
+    real_rmtree = conversion.shutil.rmtree
+
+    def die_on_cleanup(path, *args, **kwargs):
+        if str(path) == work_dir_for(dst):
+            raise Died()
+        return real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(conversion.shutil, 'rmtree', die_on_cleanup)
+    with pytest.raises(Died):
+        convert(samples, dst, fields=fields, part_size=10, progress=False)
+    monkeypatch.setattr(conversion.shutil, 'rmtree', real_rmtree)
+    assert dst.exists() and os.path.isdir(work_dir_for(dst))     # merged, work folder left behind
+
+    before = dst.read_bytes()
+    result = convert(samples, dst, fields=fields, part_size=10, progress=False)
+    assert (result.num_samples, result.num_parts, result.parts_reused) == (30, 3, 3)
+    assert dst.read_bytes() == before and not os.path.exists(work_dir_for(dst))
+    # an existing file that is not this conversion's result is still never replaced
+    with pytest.raises(FileExistsError, match='overwrite'):
+        convert(samples, dst, fields=fields, part_size=10, progress=False)

@@ -17,7 +17,8 @@ Running the same conversion again (after Ctrl-C, a crash, a killed machine, or a
 fixing a bad file) finds the work folder, checks that ``conversion.json`` matches, and
 converts only the parts that have no ``.beton`` yet. When every part is done they are
 merged into the destination (packed, without decoding) through a temporary file that
-gets its name only when complete; then the work folder is removed. Disk space: the
+gets its name only when complete; then the work folder is removed (a run that died in
+between is recognised on the next run, which only removes the folder). Disk space: the
 parts and the destination both exist while merging (about twice the output size).
 """
 import fcntl
@@ -30,9 +31,9 @@ from dataclasses import field as dataclass_field
 
 import numpy as np
 from ffcv_format import DatasetWriter, Field
+from ffcv_format.atomic import write_text_atomically
 from ffcv_format.spec import DEFAULT_PAGE_SIZE
 
-from ffcv_format.atomic import write_text_atomically
 from .combine import combine
 from .errors import BadSampleError, ConversionError
 from .fieldspec import FieldSpec, parse_field_specs
@@ -307,6 +308,31 @@ def _load_done(work, plan):
     return done
 
 
+def _finished_before(dst, work, state, plan, specs):
+    """The result of a conversion whose merge into ``dst`` finished but whose work folder was
+    not removed (the process died in between), or None if ``dst`` is anything else."""
+    from ffcv_format import Reader
+
+    try:
+        with open(os.path.join(work, STATE_FILE), encoding='utf-8') as f:
+            if json.load(f) != state:
+                return None
+        done = _load_done(work, plan)
+        if plan.num_parts is None or len(done) != plan.num_parts:
+            return None
+        with Reader(dst) as reader:
+            if reader.num_samples != sum(info['samples'] for info in done.values()) or \
+                    list(reader.field_names) != [s.name for s in specs]:
+                return None
+    except (OSError, ValueError):
+        return None
+    shutil.rmtree(work, ignore_errors=True)
+    skipped = [tuple(x) for p in sorted(done) for x in done[p]['skipped']]
+    return ConversionResult(path=dst, num_samples=sum(info['samples'] for info in done.values()),
+                            num_parts=len(done), parts_reused=len(done), skipped=skipped,
+                            fields=[s.name for s in specs])
+
+
 def _differences(old, new, prefix=''):
     """'where: old -> new' for each difference between two JSON values."""
     if isinstance(old, dict) and isinstance(new, dict):
@@ -426,7 +452,8 @@ def convert(source, dst, fields=None, *, keys=None, image_options=None, to_field
         raise ValueError(f"workers must be a positive integer or -1 (all cores), got {workers!r}")
     if not os.path.isdir(os.path.dirname(dst)):
         raise FileNotFoundError(f"the folder of the destination {dst!r} does not exist")
-    if not overwrite and os.path.lexists(dst):
+    work = work_dir_for(dst)
+    if not overwrite and os.path.lexists(dst) and not os.path.isdir(work):
         raise FileExistsError(f"{dst!r} already exists; pass overwrite=True (--overwrite) to replace it")
     image_options = dict(DEFAULT_IMAGE_OPTIONS, **(image_options or {}))
 
@@ -454,8 +481,14 @@ def convert(source, dst, fields=None, *, keys=None, image_options=None, to_field
              'source': source.describe(), 'fields': [s.describe() for s in specs],
              'plan': plan.describe(), 'page_size': int(page_size)}
     state = json.loads(json.dumps(state))  # as it reads back from conversion.json
-    work = work_dir_for(dst)
     say = (lambda text: print(text, file=sys.stderr, flush=True)) if progress else (lambda text: None)
+    if not overwrite and os.path.lexists(dst):
+        finished = _finished_before(dst, work, state, plan, specs)
+        if finished is None:
+            raise FileExistsError(f"{dst!r} already exists; pass overwrite=True (--overwrite) to replace it")
+        say(f"{dst} was already converted (the previous run stopped while cleaning up); "
+            f"removed the leftover {work}")
+        return finished
     lock = _open_work_dir(work, state, restart)
     try:
         return _convert(source, dst, specs, plan, work, workers, io_workers, separate_reads, on_error,
