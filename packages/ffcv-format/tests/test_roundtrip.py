@@ -217,7 +217,7 @@ def test_grayscale_rgba_and_png(tmp_path):
 
 
 def test_rgb_field_writes_ffcv1_type_and_extensions_use_type_7(tmp_path):
-    reader = write_dataset(tmp_path / 't.beton', {
+    write_dataset(tmp_path / 't.beton', {
         'a': RGBImageField(write_mode='jpg'), 'b': RGBImageField(write_mode='png'),
         'c': ImageField(channels=1)}, [(np.zeros((4, 4, 3), np.uint8),) * 2 + (np.zeros((4, 4), np.uint8),)])
     raw = open(tmp_path / 't.beton', 'rb').read()

@@ -7,7 +7,7 @@ import numpy as np
 from .errors import FormatError
 from .fields import TYPE_ID_HANDLER
 from .spec import (ALLOC_TABLE_TYPE, CURRENT_VERSION, CUSTOM_TYPE_ID, FIELD_DESC_TYPE,
-                   HEADER_TYPE, metadata_start, metadata_type)
+                   HEADER_TYPE, metadata_type)
 
 
 class Reader:
