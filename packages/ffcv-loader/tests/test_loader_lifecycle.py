@@ -127,3 +127,29 @@ def test_process_cache_too_small_for_a_batch_says_so(paged):
     loader = Loader(paged, batch_size=600, num_workers=1, os_cache=False, process_cache_limit=1 << 21)
     with pytest.raises(MemoryError, match='process cache'):
         next(iter(loader))
+
+
+def test_dropping_the_loader_mid_epoch_frees_its_buffers(tmp_path):
+    import tracemalloc
+
+    path, _ = images_file(str(tmp_path / 'im.beton'), 64)
+    pipelines = {'image': [RandomResizedCropRGBImageDecoder((128, 128))]}
+    # one epoch first, so that compiled code and caches are not counted below
+    for _ in Loader(path, batch_size=32, num_workers=2, pipelines=pipelines):
+        pass
+    gc.collect()
+    tracemalloc.start()
+    try:
+        baseline = tracemalloc.get_traced_memory()[0]
+        loader = Loader(path, batch_size=32, num_workers=2, pipelines=pipelines)
+        it = iter(loader)
+        next(it)
+        ring = tracemalloc.get_traced_memory()[0] - baseline
+        assert ring > 5 * 32 * 128 * 128 * 3            # the ring of 5 slots of image batches
+        del it, loader
+        gc.collect()
+        left = tracemalloc.get_traced_memory()[0] - baseline
+    finally:
+        tracemalloc.stop()
+    assert left < ring / 20, (left, ring)
+    assert loader_threads() == []
