@@ -78,3 +78,23 @@ def test_uninterrupted_writer_publishes_the_file(tmp_path):
     reader = Reader(target)
     assert reader.num_samples == 300
     assert reader[299][0] == 299 and (reader[299][1] == 299 % 256).all()
+
+
+def test_ctrl_c_at_any_moment_stops_the_writer(tmp_path):
+    """Ctrl-C at 8 different moments stops the writer and leaves no file. (A Ctrl-C that
+    landed inside concurrent.futures.wait() once hung the writer; that window is tiny and
+    this test does not hit it reliably: the writer no longer calls wait().)"""
+    for k in range(8):
+        run = tmp_path / f'run{k}'
+        out = run / 'out'
+        out.mkdir(parents=True)
+        process = start_writer(run, out / 'data.beton')
+        time.sleep(0.013 * k)
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            pytest.fail(f"the writer did not stop {0.013 * k:.3f} s after Ctrl-C")
+        assert process.returncode != 0
+        assert os.listdir(out) == []

@@ -1,5 +1,5 @@
 """DatasetWriter: encode samples into a `.beton` file in parallel, atomically."""
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 import operator
 import os
 import queue
@@ -249,18 +249,24 @@ class DatasetWriter:
         bar = tqdm(total=length if known_length else None, disable=not self.progress,
                    unit='samples', desc=os.path.basename(self.fname), leave=False)
         executor = ThreadPoolExecutor(self.num_workers, thread_name_prefix='ffcv-writer')
-        pending = set()
+        # Finished chunks arrive through a queue rather than concurrent.futures.wait():
+        # a Ctrl-C landing inside wait() can leave futures' locks held, and the worker
+        # threads then block forever when they complete (seen as a hang on SIGINT).
+        completed = queue.SimpleQueue()
+        in_flight = 0
         try:
             for start, items in chunks:
-                while len(pending) >= 2 * self.num_workers:
-                    num_samples += self._collect(wait(pending, return_when=FIRST_COMPLETED)[0],
-                                                 pending, fd, meta_start, known_length,
+                while in_flight >= 2 * self.num_workers:
+                    num_samples += self._collect(completed.get(), fd, meta_start, known_length,
                                                  metadata_chunks, bar)
-                pending.add(executor.submit(self._encode_chunk, start, items, get, idle, cancel))
-            while pending:
-                num_samples += self._collect(wait(pending, return_when=FIRST_COMPLETED)[0],
-                                             pending, fd, meta_start, known_length,
+                    in_flight -= 1
+                future = executor.submit(self._encode_chunk, start, items, get, idle, cancel)
+                in_flight += 1
+                future.add_done_callback(completed.put)
+            while in_flight:
+                num_samples += self._collect(completed.get(), fd, meta_start, known_length,
                                              metadata_chunks, bar)
+                in_flight -= 1
         except BaseException:
             cancel.set()
             raise
@@ -294,18 +300,14 @@ class DatasetWriter:
         header['alloc_table_ptr'] = alloc_table_ptr
         _pwrite_all(fd, header, 0)
 
-    def _collect(self, done, pending, fd, meta_start, known_length, metadata_chunks, bar):
-        count = 0
-        for future in done:
-            pending.discard(future)
-            start, metadata = future.result()
-            if known_length:
-                _pwrite_all(fd, metadata, meta_start + start * self.metadata_type.itemsize)
-            else:
-                metadata_chunks.append((start, metadata))
-            count += len(metadata)
-            bar.update(len(metadata))
-        return count
+    def _collect(self, future, fd, meta_start, known_length, metadata_chunks, bar):
+        start, metadata = future.result()
+        if known_length:
+            _pwrite_all(fd, metadata, meta_start + start * self.metadata_type.itemsize)
+        else:
+            metadata_chunks.append((start, metadata))
+        bar.update(len(metadata))
+        return len(metadata)
 
     def _encode_chunk(self, start, items, get, idle, cancel):
         allocator = idle.get()
