@@ -12,12 +12,11 @@ import struct
 import cv2
 import numpy as np
 from ffcv_format import ImageField
-from ffcv_format.fields.base import current_sample_id, sample_uniform
+from ffcv_format.fields.base import current_sample_id
 from ffcv_format.fields.image import (
     IMAGE_METADATA,
     MAX_SIDE,
     MODE_JPEG,
-    MODE_PNG,
     MODE_RAW,
     encode_jpeg,
     encode_png,
@@ -241,20 +240,6 @@ class SourceImageField(ImageField):
                 'interpolation': int(self.interpolation), 'keep_jpeg': self.keep_jpeg}
 
     # -------------------------------------------------------------- preparing
-
-    def _mode_for(self, height, width, sample_id):
-        if self.write_mode == 'raw':
-            return MODE_RAW
-        if self.write_mode == 'jpg':
-            return MODE_JPEG
-        if self.write_mode == 'png':
-            return MODE_PNG
-        if self.write_mode == 'smart':
-            nbytes = height * width * self.channels
-            if self.smart_threshold is not None and nbytes > self.smart_threshold:
-                return MODE_JPEG
-            return MODE_RAW
-        return MODE_JPEG if sample_uniform(sample_id) < self.compress_probability else MODE_RAW
 
     def prepare(self, value, sample_id=0):
         """Turn ``value`` into the bytes this field stores (a :class:`StoredImage`).

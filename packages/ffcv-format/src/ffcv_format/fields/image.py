@@ -213,6 +213,12 @@ class ImageField(Field):
         return image
 
     def _choose_mode(self, image):
+        sample_id = current_sample_id()
+        return self._mode_for(image.shape[0], image.shape[1],
+                              sample_id if sample_id is not None else id(image))
+
+    def _mode_for(self, height, width, sample_id):
+        """The storage mode of an image of this size; ``proportion`` draws from ``sample_id``."""
         if self.write_mode == 'raw':
             return MODE_RAW
         if self.write_mode == 'jpg':
@@ -220,12 +226,10 @@ class ImageField(Field):
         if self.write_mode == 'png':
             return MODE_PNG
         if self.write_mode == 'smart':
-            if self.smart_threshold is not None and image.nbytes > self.smart_threshold:
+            if self.smart_threshold is not None and height * width * self.channels > self.smart_threshold:
                 return MODE_JPEG
             return MODE_RAW
-        sample_id = current_sample_id()
-        draw = sample_uniform(sample_id if sample_id is not None else id(image))
-        return MODE_JPEG if draw < self.compress_probability else MODE_RAW
+        return MODE_JPEG if sample_uniform(sample_id) < self.compress_probability else MODE_RAW
 
     def encode(self, destination, image, malloc):
         image = self._resize(self._as_image(image))
