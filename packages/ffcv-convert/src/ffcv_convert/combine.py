@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 from ffcv_format import FormatError, Reader
+from ffcv_format.atomic import AtomicFile
 from ffcv_format.spec import (
     ALLOC_TABLE_TYPE,
     CURRENT_VERSION,
@@ -21,7 +22,6 @@ from ffcv_format.spec import (
     metadata_start,
 )
 
-from ffcv_format.atomic import AtomicFile
 from .errors import FieldMismatchError
 
 __all__ = ['concat', 'subset', 'append', 'combine', 'parse_indices']

@@ -33,6 +33,7 @@ import numpy as np
 from ffcv_format import DatasetWriter, Field
 from ffcv_format.atomic import write_text_atomically
 from ffcv_format.spec import DEFAULT_PAGE_SIZE
+from ffcv_format.writer import default_num_workers
 
 from .combine import combine
 from .errors import BadSampleError, ConversionError
@@ -70,12 +71,6 @@ def work_dir_for(dst):
     """The work folder of a conversion into ``dst``: ``DST.parts`` next to it."""
     return os.path.abspath(os.fspath(dst)) + WORK_SUFFIX
 
-
-def _default_workers():
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
 
 
 def _field_specs(source, fields, keys, image_options):
@@ -447,7 +442,7 @@ def convert(source, dst, fields=None, *, keys=None, image_options=None, to_field
     if not isinstance(part_size, (int, np.integer)) or part_size < 1:
         raise ValueError(f"part_size must be a positive integer, got {part_size!r}")
     if workers == -1 or workers is None:
-        workers = _default_workers()
+        workers = default_num_workers()
     if not isinstance(workers, (int, np.integer)) or workers < 1:
         raise ValueError(f"workers must be a positive integer or -1 (all cores), got {workers!r}")
     if not os.path.isdir(os.path.dirname(dst)):

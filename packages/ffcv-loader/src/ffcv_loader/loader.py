@@ -1,11 +1,11 @@
 """The Loader: FFCV 1.0's ``ffcv.loader.Loader``, with its arguments and meaning."""
-import os
 import secrets
 import threading
 import weakref
 
 import numpy as np
 from ffcv_format import Reader
+from ffcv_format.writer import default_num_workers
 from ffcv_ops import Compiler, Operation
 from ffcv_ops.pipeline import Pipeline, PipelineSpec
 
@@ -18,12 +18,6 @@ __all__ = ['Loader']
 _STATE_VERSION = 1
 _NO_PAGES = np.zeros(0, dtype=np.int64)
 
-
-def _default_workers():
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
 
 
 class Loader:
@@ -82,7 +76,7 @@ class Loader:
         self.fname = str(fname)
         self.batch_size = int(batch_size)
         if num_workers == -1:
-            num_workers = Compiler.num_threads or _default_workers()
+            num_workers = Compiler.num_threads or default_num_workers()
         self.num_workers = int(num_workers)
         self.os_cache = bool(os_cache)
         self.drop_last = bool(drop_last)
