@@ -171,8 +171,6 @@ class _ResizedCropDecoder(_ImageDecoder):
         decode_one = self._decode_one
         scratch_for = self._scratch
         boxes_of = self._boxes
-        simple_space = _SIMPLEJPEG_SPACE.get(channels)
-        decode_jpeg = simplejpeg.decode_jpeg
         interpolation = self.interpolation
 
         def decode(indices, destination, metadata, storage_state, seed=np.uint64(0)):
@@ -191,17 +189,8 @@ class _ResizedCropDecoder(_ImageDecoder):
             # per image: one decode and one resize call, both without the GIL; the Python
             # around them is kept to plain ints and slices (it runs under the GIL)
             for i, (top, left, h, w) in enumerate(boxes.tolist()):
-                start, mode = starts[i], chunk_modes[i]
-                if mode == MODE_JPEG and simple_space is not None:
-                    try:
-                        image = decode_jpeg(data[start:start + sizes[i]], simple_space, buffer=scratch)
-                    except ValueError:
-                        image = None
-                    if image is None or image.shape[0] != chunk_heights[i] or image.shape[1] != chunk_widths[i]:
-                        image = decode_one(data, start, sizes[i], mode, chunk_heights[i], chunk_widths[i],
-                                           channels)
-                else:
-                    image = decode_one(data, start, sizes[i], mode, chunk_heights[i], chunk_widths[i], channels)
+                image = decode_one(data, starts[i], sizes[i], chunk_modes[i], chunk_heights[i],
+                                   chunk_widths[i], channels, scratch)
                 if channels == 1:
                     cv2.resize(image[top:top + h, left:left + w, 0], size, dst=destination[i, :, :, 0],
                                interpolation=interpolation)
