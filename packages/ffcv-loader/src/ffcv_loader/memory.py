@@ -93,10 +93,10 @@ class ProcessCacheManager:
             limit_bytes = min(self.num_pages * ps, _default_limit())
         self.num_slots = max(1, min(self.num_pages, int(limit_bytes) // ps))
         self.arena = np.empty(self.num_slots * ps, dtype=np.uint8)  # untouched slots cost no RSS
-        self.page_offsets = np.full(self.num_pages, -1, dtype=np.int64)
         ptrs, sizes = _sorted_allocations(reader)
-        self.storage_state = make_storage_state(self.arena, self.page_offsets, ps, ptrs, sizes)
-        # make_storage_state copies offsets into a contiguous array: keep that one
+        self.storage_state = make_storage_state(self.arena, np.full(self.num_pages, -1, dtype=np.int64),
+                                                ps, ptrs, sizes)
+        # where each page lives in the arena (-1: not resident); the decoders read this array
         self.page_offsets = self.storage_state[1]
         self._lock = threading.Lock()
         self._slot_of = {}                # page -> slot (resident or loading)

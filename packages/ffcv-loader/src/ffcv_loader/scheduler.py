@@ -12,6 +12,7 @@ user drops the iterator (a ``break``), it is collected, which stops and joins th
 """
 import threading
 from collections import deque
+from contextlib import nullcontext
 
 from ffcv_ops.pipeline import CHUNK_SIZE
 
@@ -157,16 +158,14 @@ class EpochRun:
                 self.lock.notify_all()
 
     def _finish(self, b, slot, indices, results, bounds):
-        outputs = []
-        if self.cuda is not None:
-            with self.cuda.stream_for(self._slot(b)):
-                for p, pipeline in enumerate(self.pipelines):
-                    outputs.append(pipeline.finish_batch(slot[p], indices, results[p], bounds, self.seeds[p]))
-                event = self.cuda.record(self._slot(b))
-            return outputs, event
-        for p, pipeline in enumerate(self.pipelines):
-            outputs.append(pipeline.finish_batch(slot[p], indices, results[p], bounds, self.seeds[p]))
-        return outputs, None
+        """The batch parts of every pipeline (on the slot's stream with CUDA), and the
+        event the consumer waits on (None without CUDA)."""
+        context = self.cuda.stream_for(self._slot(b)) if self.cuda is not None else nullcontext()
+        with context:
+            outputs = [pipeline.finish_batch(slot[p], indices, results[p], bounds, self.seeds[p])
+                       for p, pipeline in enumerate(self.pipelines)]
+            event = self.cuda.record(self._slot(b)) if self.cuda is not None else None
+        return outputs, event
 
     # ------------------------------------------------------------ consumer side
 

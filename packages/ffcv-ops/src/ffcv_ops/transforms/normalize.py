@@ -81,7 +81,9 @@ class NormalizeImage(Operation):
                               torch.tensor(offset, device=images.device).view(shape))
             s, o = cache[key]
             out = destination[:images.shape[0]]
-            torch.addcmul(o, images.to(torch.float32), s, out=out) if out.dtype == torch.float32 else \
+            if out.dtype == torch.float32:
+                torch.addcmul(o, images.to(torch.float32), s, out=out)
+            else:
                 out.copy_(torch.addcmul(o, images.to(torch.float32), s))
             return out
 
