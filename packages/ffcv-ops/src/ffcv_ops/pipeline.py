@@ -246,10 +246,10 @@ def _call(step, x, dst, indices, seed):
     return step.code(x, dst)
 
 
-def _data_ptr(a):
-    if isinstance(a, np.ndarray):
-        return a.__array_interface__['data'][0]
-    return a.data_ptr()
+def _same_view(a, b):
+    """Whether numpy array ``a`` is exactly the view ``b`` (same memory, shape and strides)."""
+    return (isinstance(a, np.ndarray) and a.shape == b.shape and a.strides == b.strides
+            and a.__array_interface__['data'][0] == b.__array_interface__['data'][0])
 
 
 def _join(results, bounds, buffers, n):
@@ -265,9 +265,7 @@ def _join(results, bounds, buffers, n):
         if buf is None or type(buf) is not type(first):
             continue
         whole = buf[:n]
-        if all(_data_ptr(r) == _data_ptr(whole[lo:hi]) and tuple(r.shape) == tuple(whole[lo:hi].shape)
-               and r.strides == whole[lo:hi].strides if isinstance(r, np.ndarray) else False
-               for r, (lo, hi) in zip(results, bounds)):
+        if all(_same_view(r, whole[lo:hi]) for r, (lo, hi) in zip(results, bounds)):
             return whole
     if isinstance(first, np.ndarray):
         return np.concatenate(results)
