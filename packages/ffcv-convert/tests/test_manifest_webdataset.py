@@ -4,22 +4,13 @@ import io
 import json
 import os
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 from ffcv_convert import ConversionError, Manifest, WebDataset, convert, expand_braces, open_source
-from ffcv_convert.testing import write_image_folder
+from ffcv_convert.testing import stored_bytes, write_image_folder
 from ffcv_format import Reader, verify
-
-
-def _bytes(path):
-    with open(path, 'rb') as f:
-        return f.read()
-
-
-def _stored_bytes(reader, index, field='image'):
-    ptr = int(reader.metadata[index][field]['data_ptr'])
-    return bytes(reader.read(ptr, reader.allocation_size(ptr)))
 
 
 @pytest.fixture(scope='module')
@@ -47,7 +38,7 @@ def test_csv_manifest_with_relative_paths_and_metadata_columns(images, tmp_path)
     reader = Reader(dst)
     assert reader.field_names == ['image', 'label', 'weight', 'caption']
     for k, (path, label) in enumerate(entries):
-        assert _stored_bytes(reader, k) == _bytes(path)
+        assert stored_bytes(reader, k) == Path(path).read_bytes()
         _, stored_label, weight, caption = reader[k]
         assert (stored_label, weight, caption) == (label, 0.5 + k, f'photo number {k}')
     verify(dst)
@@ -70,7 +61,7 @@ def test_parquet_manifest(images, tmp_path):
     from ffcv_convert import decode_image
     for k, (path, label) in enumerate(entries):
         image, stored_label, meta = reader[k]
-        np.testing.assert_array_equal(image, decode_image(_bytes(path)))
+        np.testing.assert_array_equal(image, decode_image(Path(path).read_bytes()))
         assert stored_label == label and meta == {'k': k}
 
 
@@ -94,7 +85,7 @@ def _write_shards(directory, entries, per_shard):
         with wds.TarWriter(name) as sink:
             for k in range(start, min(start + per_shard, len(entries))):
                 path, label = entries[k]
-                sink.write({'__key__': f'sample{k:05d}', 'jpg': _bytes(path), 'cls': label,
+                sink.write({'__key__': f'sample{k:05d}', 'jpg': Path(path).read_bytes(), 'cls': label,
                             'json': {'index': k, 'source': os.path.basename(path)}})
         names.append(name)
     return names
@@ -115,7 +106,7 @@ def test_webdataset_shards_with_brace_pattern_and_key_choice(images, tmp_path):
     reader = Reader(dst)
     assert reader.field_names == ['picture', 'label', 'info']
     for k, (path, label) in enumerate(entries):
-        assert _stored_bytes(reader, k, 'picture') == _bytes(path)
+        assert stored_bytes(reader, k, 'picture') == Path(path).read_bytes()
         _, stored_label, info = reader[k]
         assert stored_label == label and info == {'index': k, 'source': os.path.basename(path)}
 
@@ -124,9 +115,9 @@ def test_webdataset_sample_missing_a_key_is_a_bad_sample(images, tmp_path):
     _, entries = images
     name = tmp_path / 'odd.tar'
     with tarfile.open(name, 'w') as tar:
-        for key, members in [('a', {'jpg': _bytes(entries[0][0]), 'cls': b'1'}),
-                             ('b', {'jpg': _bytes(entries[1][0])}),     # no label
-                             ('c', {'jpg': _bytes(entries[2][0]), 'cls': b'2'})]:
+        for key, members in [('a', {'jpg': Path(entries[0][0]).read_bytes(), 'cls': b'1'}),
+                             ('b', {'jpg': Path(entries[1][0]).read_bytes()}),     # no label
+                             ('c', {'jpg': Path(entries[2][0]).read_bytes(), 'cls': b'2'})]:
             for extension, data in members.items():
                 info = tarfile.TarInfo(f'{key}.{extension}')
                 info.size = len(data)

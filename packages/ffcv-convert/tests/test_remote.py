@@ -3,24 +3,22 @@
 Both servers run on 127.0.0.1, started by the tests.
 """
 import os
+from pathlib import Path
 
 import pytest
 from ffcv_convert import convert, open_source
-from ffcv_convert.testing import http_server, s3_server, truncate_file, upload_folder, write_image_folder
+from ffcv_convert.testing import (
+    http_server,
+    s3_server,
+    stored_bytes,
+    truncate_file,
+    upload_folder,
+    write_image_folder,
+)
 from ffcv_format import Reader
 
 pytest.importorskip('s3fs')
 pytest.importorskip('moto')
-
-
-def _bytes(path):
-    with open(path, 'rb') as f:
-        return f.read()
-
-
-def _stored_bytes(reader, index, field='image'):
-    ptr = int(reader.metadata[index][field]['data_ptr'])
-    return bytes(reader.read(ptr, reader.allocation_size(ptr)))
 
 
 @pytest.fixture(scope='module')
@@ -36,7 +34,8 @@ def local(tmp_path_factory):
     for shard in range(2):
         with wds.TarWriter(str(root / 'shards' / f'part-{shard}.tar')) as sink:
             for k in range(shard * 8, shard * 8 + 8):
-                sink.write({'__key__': f's{k:03d}', 'jpg': _bytes(entries[k][0]), 'cls': entries[k][1]})
+                sink.write({'__key__': f's{k:03d}', 'jpg': Path(entries[k][0]).read_bytes(),
+                            'cls': entries[k][1]})
     return root, entries
 
 
@@ -52,7 +51,7 @@ def _check(dst, entries):
     reader = Reader(dst)
     assert reader.num_samples == len(entries)
     for k, (path, label) in enumerate(entries):
-        assert _stored_bytes(reader, k) == _bytes(path)
+        assert stored_bytes(reader, k) == Path(path).read_bytes()
         assert reader[k][1] == label
 
 

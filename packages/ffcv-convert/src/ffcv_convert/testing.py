@@ -57,6 +57,12 @@ def write_image_folder(root, count, classes=3, seed=0, sizes=(40, 90), extension
     return entries
 
 
+def stored_bytes(reader, index, field='image'):
+    """The bytes an image field stores for sample ``index`` (e.g. the JPEG file, kept as is)."""
+    ptr = int(reader.metadata[index][field]['data_ptr'])
+    return bytes(reader.read(ptr, reader.allocation_size(ptr)))
+
+
 def truncate_file(path, keep=0.5):
     """Cut a file to ``keep`` of its length (a download that stopped half-way)."""
     with open(path, 'rb') as f:
