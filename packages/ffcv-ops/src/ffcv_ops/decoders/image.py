@@ -45,21 +45,25 @@ def _check_size(name, value):
 class _ImageDecoder(Decoder):
     compiled = False
 
-    def _columns(self):
+    def _gather(self, indices, storage_state):
+        """What a chunk needs, gathered once: modes (list), heights and widths (int64 arrays),
+        data starts and sizes (lists), and a scratch buffer big enough for its largest image.
+
+        The metadata columns are views on the file: nothing is copied for the whole field
+        (which for 10^8 samples would be gigabytes at every start)."""
         meta = self.metadata
-        return (np.ascontiguousarray(meta['mode']), np.ascontiguousarray(meta['height']).astype(np.int64),
-                np.ascontiguousarray(meta['width']).astype(np.int64),
-                np.ascontiguousarray(meta['data_ptr']).astype(np.int64))
+        heights = meta['height'][indices].astype(np.int64)
+        widths = meta['width'][indices].astype(np.int64)
+        ptrs = meta['data_ptr'][indices]
+        starts = locate_many(ptrs, storage_state).tolist()
+        sizes = allocation_sizes(ptrs, storage_state).tolist()
+        largest = int((heights * widths).max()) if indices.shape[0] else 0
+        scratch = np.empty(largest * self.channels, np.uint8)
+        return meta['mode'][indices].tolist(), heights, widths, starts, sizes, scratch
 
     @property
     def channels(self):
         return int(getattr(self.field, 'channels', 3))
-
-    def _scratch(self, heights, widths, indices):
-        """A buffer big enough for the largest image of a chunk (one allocation per chunk)."""
-        if indices.shape[0] == 0:
-            return np.empty(0, np.uint8)
-        return np.empty(int((heights[indices] * widths[indices]).max()) * self.channels, np.uint8)
 
     def _decode_one(self, data, start, size, mode, height, width, channels, scratch=None):
         """One stored image as an HxWxC view or array."""
@@ -114,22 +118,17 @@ class SimpleRGBImageDecoder(_ImageDecoder):
                 AllocationQuery(shape, np.dtype('u1')))
 
     def generate_code(self):
-        modes, heights, widths, ptrs = self._columns()
         channels = self.channels
         decode_one = self._decode_one
-        scratch_for = self._scratch
+        gather = self._gather
 
         def decode(indices, destination, metadata, storage_state):
             data = storage_state[0]
-            p = ptrs[indices]
-            starts = locate_many(p, storage_state)
-            sizes = allocation_sizes(p, storage_state)
-            scratch = scratch_for(heights, widths, indices)
+            modes, heights, widths, starts, sizes, scratch = gather(indices, storage_state)
+            heights, widths = heights.tolist(), widths.tolist()
             for i in range(indices.shape[0]):
-                j = indices[i]
-                image = decode_one(data, starts[i], sizes[i], modes[j], heights[j], widths[j], channels,
-                                   scratch)
-                destination[i] = image
+                destination[i] = decode_one(data, starts[i], sizes[i], modes[i], heights[i], widths[i],
+                                            channels, scratch)
             return destination
 
         return decode
@@ -166,31 +165,24 @@ class _ResizedCropDecoder(_ImageDecoder):
         raise NotImplementedError
 
     def generate_code(self):
-        modes, heights, widths, ptrs = self._columns()
         channels = self.channels
         decode_one = self._decode_one
-        scratch_for = self._scratch
+        gather = self._gather
         boxes_of = self._boxes
         interpolation = self.interpolation
 
         def decode(indices, destination, metadata, storage_state, seed=np.uint64(0)):
-            n = indices.shape[0]
             data = storage_state[0]
-            p = ptrs[indices]
-            starts = locate_many(p, storage_state).tolist()
-            sizes = allocation_sizes(p, storage_state).tolist()
-            boxes = np.empty((n, 4), dtype=np.int64)
-            boxes_of(heights[indices], widths[indices], indices, seed, boxes)
+            modes, heights, widths, starts, sizes, scratch = gather(indices, storage_state)
+            boxes = np.empty((indices.shape[0], 4), dtype=np.int64)
+            boxes_of(heights, widths, indices, seed, boxes)
+            heights, widths = heights.tolist(), widths.tolist()
             size = (destination.shape[2], destination.shape[1])
-            scratch = scratch_for(heights, widths, indices)
-            chunk_modes = modes[indices].tolist()
-            chunk_heights = heights[indices].tolist()
-            chunk_widths = widths[indices].tolist()
             # per image: one decode and one resize call, both without the GIL; the Python
             # around them is kept to plain ints and slices (it runs under the GIL)
             for i, (top, left, h, w) in enumerate(boxes.tolist()):
-                image = decode_one(data, starts[i], sizes[i], chunk_modes[i], chunk_heights[i],
-                                   chunk_widths[i], channels, scratch)
+                image = decode_one(data, starts[i], sizes[i], modes[i], heights[i], widths[i], channels,
+                                   scratch)
                 if channels == 1:
                     cv2.resize(image[top:top + h, left:left + w, 0], size, dst=destination[i, :, :, 0],
                                interpolation=interpolation)
