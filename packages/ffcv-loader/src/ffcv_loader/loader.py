@@ -10,7 +10,7 @@ from ffcv_ops import Compiler, Operation
 from ffcv_ops.pipeline import Pipeline, PipelineSpec
 
 from .memory import OSCacheManager, ProcessCacheManager, sample_pages
-from .orders import OrderOption, make_order
+from .orders import OrderOption, Random, Sequential, _order_class, make_order
 from .scheduler import CudaPrefetch, EpochRun
 
 __all__ = ['Loader']
@@ -108,7 +108,11 @@ class Loader:
         self.pipelines = self._build_pipelines(pipelines or {})
         self.output_names = [p.name for p in self.pipelines]
         used_fields = sorted({p.source for p in self.pipelines}, key=self.reader.field_names.index)
-        self._sample_pages = sample_pages(self.reader, used_fields)
+        # The pages holding each sample are needed only by the process cache and by page-aware
+        # orders; for other loaders the (num_samples, k) array is not built (at 10^8 samples it
+        # would cost seconds and gigabytes at every start).
+        needs_pages = not self.os_cache or _order_class(order) not in (Sequential, Random)
+        self._sample_pages = sample_pages(self.reader, used_fields if needs_pages else [])
 
         self.order_option = order
         self.traversal_order = make_order(order, loader=self, **self.traversal_arguments())
