@@ -7,7 +7,8 @@ from ffcv_format.testing import photo_like_image
 
 from ffcv_ops import (AllocationQuery, BytesDecoder, CenterCropRGBImageDecoder, Compiler, Convert, Cutout,
                       FloatDecoder, IntDecoder, NDArrayDecoder, NormalizeImage, Operation,
-                      RandomHorizontalFlip, RandomResizedCropRGBImageDecoder, SimpleRGBImageDecoder, Squeeze,
+                      RandomHorizontalFlip, RandomResizedCropRGBImageDecoder, RandomTranslate,
+                      SimpleRGBImageDecoder, Squeeze,
                       ToDevice, ToTensor, ToTorchImage, View)
 from ffcv_ops.testing import OperationTests
 
@@ -98,6 +99,13 @@ class TestRandomHorizontalFlip(OperationTests):
 
     def make_operation(self):
         return RandomHorizontalFlip()
+
+
+class TestRandomTranslate(OperationTests):
+    random = True
+
+    def make_operation(self):
+        return RandomTranslate(3, (1, 2, 3))
 
 
 class TestCutout(OperationTests):

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from ffcv_ops import (Convert, Cutout, IntDecoder, NormalizeImage, RandomHorizontalFlip,
+from ffcv_ops import (Convert, Cutout, IntDecoder, NormalizeImage, RandomHorizontalFlip, RandomTranslate,
                       SimpleRGBImageDecoder, Squeeze, ToDevice, ToTensor, ToTorchImage, View)
 from ffcv_ops.testing import make_pipeline, run_batch, run_pipeline, storage_state_of
 
@@ -61,6 +61,66 @@ def test_flip_probability_is_checked():
 def test_flip_needs_numpy_images(small_images_file):
     with pytest.raises(ValueError, match=r"RandomHorizontalFlip works on numpy image batches"):
         run_images(small_images_file, [ToTensor(), RandomHorizontalFlip()])
+
+
+# ------------------------------------------------------------ RandomTranslate
+
+
+def shifted(image, dy, dx, fill):
+    """``image`` moved by (dy, dx): pad by the shift with ``fill``, crop back (numpy reference)."""
+    p = max(abs(dy), abs(dx))
+    padded = np.empty((image.shape[0] + 2 * p, image.shape[1] + 2 * p, image.shape[2]), image.dtype)
+    padded[...] = np.asarray(fill, image.dtype)
+    padded[p:p + image.shape[0], p:p + image.shape[1]] = image
+    return padded[p + dy:p + dy + image.shape[0], p + dx:p + dx + image.shape[1]]
+
+
+def translations(out, originals, padding, fill):
+    """The (dy, dx) of every output image, checking that it is exactly the shifted original."""
+    found = []
+    for k in range(out.shape[0]):
+        matches = [(dy, dx) for dy in range(-padding, padding + 1) for dx in range(-padding, padding + 1)
+                   if np.array_equal(out[k], shifted(originals[k], dy, dx, fill))]
+        assert matches, f"image {k} is not a shift of its original by at most {padding} pixels"
+        found.append(matches[0])
+    return np.array(found)
+
+
+@pytest.mark.parametrize('padding,fill', [(2, (0, 0, 0)), (4, (125, 123, 114))])
+def test_translate_shifts_every_image_by_at_most_padding(small_images_file, originals, padding, fill):
+    out = run_images(small_images_file, [RandomTranslate(padding, fill)], seed=6)
+    shifts = translations(out, originals, padding, fill)
+    # every shift in -padding..padding occurs, about uniformly, in both directions
+    for axis in (0, 1):
+        counts = np.bincount(shifts[:, axis] + padding, minlength=2 * padding + 1)
+        assert counts.size == 2 * padding + 1 and counts.min() > 0.5 * N / (2 * padding + 1), counts
+
+
+def test_translate_is_deterministic_per_sample(small_images_file):
+    out = run_images(small_images_file, [RandomTranslate(3)], seed=7)
+    order = np.random.default_rng(2).permutation(N)[:60]
+    np.testing.assert_array_equal(run_images(small_images_file, [RandomTranslate(3)], indices=order, seed=7,
+                                             chunk=5, workers=2), out[order])
+    assert not np.array_equal(run_images(small_images_file, [RandomTranslate(3)], seed=8), out)
+
+
+def test_translate_by_zero_and_beyond_the_image(small_images_file, originals):
+    np.testing.assert_array_equal(run_images(small_images_file, [RandomTranslate(0)]), originals)
+    # shifts larger than the 16x20 images: some images are all fill
+    out = run_images(small_images_file, [RandomTranslate(40, (9, 9, 9))], seed=1)
+    translations(out[:40], originals[:40], 40, (9, 9, 9))
+    assert (out == 9).all(axis=(1, 2, 3)).any()
+
+
+@pytest.mark.parametrize('kwargs', [dict(padding=-1), dict(padding=1.5)])
+def test_translate_arguments_are_checked(kwargs):
+    with pytest.raises(ValueError, match='padding'):
+        RandomTranslate(**kwargs)
+
+
+def test_translate_fill_must_match_the_channels(small_images_file):
+    with pytest.raises(ValueError, match=r"RandomTranslate fill has 2 values, the images have 3 channels"):
+        run_images(small_images_file, [RandomTranslate(2, fill=(1, 2))])
 
 
 # ------------------------------------------------------------ Cutout

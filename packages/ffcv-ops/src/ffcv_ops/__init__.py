@@ -12,11 +12,11 @@ from .decoders import (BytesDecoder, CenterCropRGBImageDecoder, Decoder, FloatDe
 from .operation import Operation
 from .pipeline import Pipeline, PipelineSpec
 from .state import State
-from .transforms import (Convert, Cutout, NormalizeImage, RandomHorizontalFlip, Squeeze, ToDevice,
-                         ToTensor, ToTorchImage, View)
+from .transforms import (Convert, Cutout, NormalizeImage, RandomHorizontalFlip, RandomTranslate, Squeeze,
+                         ToDevice, ToTensor, ToTorchImage, View)
 
 __all__ = ['__version__', 'Operation', 'State', 'AllocationQuery', 'Compiler', 'Pipeline',
            'PipelineSpec', 'Decoder', 'IntDecoder', 'FloatDecoder', 'BytesDecoder', 'NDArrayDecoder',
            'SimpleRGBImageDecoder', 'RandomResizedCropRGBImageDecoder', 'CenterCropRGBImageDecoder',
-           'default_decoder', 'register_default_decoder', 'RandomHorizontalFlip', 'Cutout',
+           'default_decoder', 'register_default_decoder', 'RandomHorizontalFlip', 'RandomTranslate', 'Cutout',
            'NormalizeImage', 'ToTensor', 'ToDevice', 'ToTorchImage', 'Convert', 'View', 'Squeeze']

@@ -45,6 +45,37 @@ def cutout_inplace(images, indices, seed, size, fill):
 
 
 @njit(nogil=True, cache=True)
+def translate(images, out, indices, seed, padding, fill):
+    """``out[i]``: ``images[i]`` shifted by (dy, dx), each drawn uniformly from
+    ``-padding..padding``; pixels shifted in from outside are ``fill``."""
+    height, width, channels = images.shape[1], images.shape[2], images.shape[3]
+    span = 2 * padding + 1
+    for i in range(images.shape[0]):
+        key = sample_key(seed, indices[i])
+        dy = min(int(uniform(key, 0) * span), span - 1) - padding
+        dx = min(int(uniform(key, 1) * span), span - 1) - padding
+        x0, x1 = max(0, -dx), min(width, width - dx)  # columns of out that read from the image
+        for y in range(height):
+            sy = y + dy
+            row = out[i, y]
+            if sy < 0 or sy >= height:
+                for x in range(width):
+                    for c in range(channels):
+                        row[x, c] = fill[c]
+                continue
+            source = images[i, sy]
+            for x in range(x0):
+                for c in range(channels):
+                    row[x, c] = fill[c]
+            for x in range(x0, x1):
+                for c in range(channels):
+                    row[x, c] = source[x + dx, c]
+            for x in range(max(x0, x1), width):
+                for c in range(channels):
+                    row[x, c] = fill[c]
+
+
+@njit(nogil=True, cache=True)
 def normalize_hwc(images, scale, offset, out):
     """``out = images * scale + offset`` per channel (``scale = 1/std``, ``offset = -mean/std``)."""
     for i in range(images.shape[0]):

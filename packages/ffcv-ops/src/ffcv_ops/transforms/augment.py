@@ -2,7 +2,8 @@
 import cv2
 import numpy as np
 
-from ..kernels.augment import cutout_inplace, flip_draws, flip_horizontal_inplace
+from ..allocation_query import AllocationQuery
+from ..kernels.augment import cutout_inplace, flip_draws, flip_horizontal_inplace, translate
 from ..operation import Operation
 
 
@@ -57,6 +58,17 @@ class RandomHorizontalFlip(Operation):
         return f"RandomHorizontalFlip(flip_prob={self.flip_prob})"
 
 
+def _fill_for(op, fill, state):
+    """``fill`` as one value per channel of ``state``'s images (one repeated value fits any count)."""
+    channels = state.shape[2]
+    if len(fill) != channels and len(set(fill)) == 1:
+        fill = fill[:1] * channels  # the default black works for any channel count
+    if len(fill) != channels:
+        raise ValueError(f"{type(op).__name__} fill has {len(op.fill)} values, "
+                         f"the images have {channels} channels")
+    return np.array(fill, dtype=state.dtype)
+
+
 class Cutout(Operation):
     """Fill a random ``crop_size`` x ``crop_size`` square of each image with ``fill`` (in place).
 
@@ -78,16 +90,9 @@ class Cutout(Operation):
 
     def declare_state_and_memory(self, previous_state):
         _require_images(self, previous_state)
-        channels = previous_state.shape[2]
-        fill = self.fill
-        if len(fill) != channels and len(set(fill)) == 1:
-            # one value for every channel (the default black works for any channel count)
-            fill = fill[:1] * channels
-        if len(fill) != channels:
-            raise ValueError(f"Cutout fill has {len(self.fill)} values, the images have {channels} channels")
+        self._fill = _fill_for(self, self.fill, previous_state)
         self._size = (int(self.crop_size) if self.crop_size is not None
                       else max(1, min(previous_state.shape[:2]) // 2))
-        self._fill = np.array(fill, dtype=previous_state.dtype)
         return previous_state, None
 
     def generate_code(self):
@@ -101,3 +106,42 @@ class Cutout(Operation):
 
     def __repr__(self):
         return f"Cutout(crop_size={self.crop_size}, fill={self.fill})"
+
+
+class RandomTranslate(Operation):
+    """Shift each image by up to ``padding`` pixels vertically and horizontally.
+
+    The shifts (dy, dx) are drawn uniformly from ``-padding..padding`` per sample, from
+    (seed, epoch, sample index); what comes in from outside the image is ``fill`` (a value
+    per channel, or one value for all). The same as padding the image by ``padding`` on every
+    side and taking a random crop of the original size (FFCV 1.0's ``RandomTranslate``; the
+    usual CIFAR-10 augmentation with ``padding=2`` to ``4``).
+    """
+
+    is_parallel = True
+    compiled = False
+
+    def __init__(self, padding, fill=(0, 0, 0)):
+        super().__init__()
+        if not isinstance(padding, (int, np.integer)) or padding < 0:
+            raise ValueError(f"padding must be a non-negative integer, got {padding!r}")
+        self.padding = int(padding)
+        self.fill = tuple(fill)
+
+    def declare_state_and_memory(self, previous_state):
+        _require_images(self, previous_state)
+        self._fill = _fill_for(self, self.fill, previous_state)
+        return previous_state, AllocationQuery(previous_state.shape, previous_state.dtype)
+
+    def generate_code(self):
+        op = self
+
+        def random_translate(images, destination, indices, seed):
+            out = destination[:images.shape[0]]
+            translate(images, out, indices, np.uint64(seed), op.padding, op._fill)
+            return out
+
+        return random_translate
+
+    def __repr__(self):
+        return f"RandomTranslate(padding={self.padding}, fill={self.fill})"

@@ -1,6 +1,6 @@
 """FFCV 1.0's ``ffcv.transforms``."""
-from ffcv_ops import (Convert, Cutout, NormalizeImage, RandomHorizontalFlip, Squeeze, ToDevice, ToTensor,
-                      ToTorchImage, View)
+from ffcv_ops import (Convert, Cutout, NormalizeImage, RandomHorizontalFlip, RandomTranslate, Squeeze, ToDevice,
+                      ToTensor, ToTorchImage, View)
 
 __all__ = ['ToTensor', 'ToDevice', 'ToTorchImage', 'NormalizeImage', 'Convert', 'View', 'Squeeze',
-           'RandomHorizontalFlip', 'Cutout']
+           'RandomHorizontalFlip', 'RandomTranslate', 'Cutout']
