@@ -506,3 +506,24 @@ def test_generate_before_declare_is_an_error(small_images_file):
     pipeline = make_pipeline(small_images_file, 'label', [IntDecoder()])
     with pytest.raises(RuntimeError, match=r"call declare\(\) before generate\(\)"):
         pipeline.generate()
+
+
+def _declared(reader, field, ops):
+    pipeline = make_pipeline(reader, field, ops)
+    pipeline.declare()
+    return pipeline
+
+
+def test_chunk_size_grows_for_small_samples_only(small_images_file):
+    from ffcv_ops import NormalizeImage, RandomResizedCropRGBImageDecoder
+    from ffcv_ops.pipeline import CHUNK_BYTES, CHUNK_SIZE, MAX_CHUNK_SIZE
+    # 16x20x3 uint8 (960 B) -> float32 (3,840 B): about CHUNK_BYTES per chunk, a power of two
+    normalized = _declared(small_images_file, 'image', [SimpleRGBImageDecoder(),
+                                                         NormalizeImage([1, 2, 3], [1, 1, 1])])
+    size = normalized.chunk_size()
+    assert size == min(MAX_CHUNK_SIZE, 1 << (CHUNK_BYTES // 3840 - 1).bit_length())
+    assert size > _declared(small_images_file, 'image', [RandomResizedCropRGBImageDecoder((224, 224))]).chunk_size()
+    # large samples keep the smallest chunk; scalars get the largest
+    assert _declared(small_images_file, 'image', [RandomResizedCropRGBImageDecoder((224, 224))]).chunk_size() \
+        == CHUNK_SIZE
+    assert _declared(small_images_file, 'label', [IntDecoder()]).chunk_size() == MAX_CHUNK_SIZE

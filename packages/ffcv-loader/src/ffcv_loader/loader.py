@@ -7,7 +7,7 @@ import numpy as np
 from ffcv_format import Reader
 from ffcv_format.writer import default_num_workers
 from ffcv_ops import Compiler, Operation
-from ffcv_ops.pipeline import Pipeline, PipelineSpec
+from ffcv_ops.pipeline import CHUNK_SIZE, Pipeline, PipelineSpec
 
 from .memory import OSCacheManager, ProcessCacheManager, sample_pages
 from .orders import OrderOption, Random, Sequential, _order_class, make_order
@@ -214,7 +214,9 @@ class Loader:
                            memory=self.memory_manager,
                            batch_pages=lambda idx: np.unique(pages[idx]) if pages.shape[1] else _NO_PAGES,
                            num_workers=self.num_workers, batches_ahead=self.batches_ahead, seeds=seeds,
-                           storage_state=self.memory_manager.storage_state, start_batch=start,
+                           storage_state=self.memory_manager.storage_state,
+                           chunk_size=min((p.chunk_size() for p in self.pipelines), default=CHUNK_SIZE),
+                           start_batch=start,
                            cuda=self._cuda)
             iterator = EpochIterator(self, run, epoch, start, len(batches))
             self._current = weakref.ref(iterator)

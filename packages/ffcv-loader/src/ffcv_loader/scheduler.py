@@ -1,7 +1,7 @@
 """The batch scheduler: worker threads fill a ring of batch buffers ahead of the consumer.
 
-Work is split into units of (batch, chunk): a chunk is ``CHUNK_SIZE`` consecutive samples
-of a batch run through every pipeline's parallel part. The worker that finishes a batch's
+Work is split into units of (batch, chunk): a chunk is ``chunk_size`` consecutive samples
+(the smallest of the pipelines' :meth:`~ffcv_ops.Pipeline.chunk_size`) of a batch run through every pipeline's parallel part. The worker that finishes a batch's
 last chunk runs the pipelines' batch parts (torch operations, device copies) and hands
 the batch over. Batches are admitted in order, at most ``batches_ahead + 1`` beyond the one
 the consumer holds, each into the ring slot ``batch % (batches_ahead + 2)``: a slot is
@@ -14,7 +14,6 @@ import threading
 from collections import deque
 from contextlib import nullcontext
 
-from ffcv_ops.pipeline import CHUNK_SIZE
 
 
 class CudaPrefetch:
@@ -58,7 +57,7 @@ class CudaPrefetch:
 
 class EpochRun:
     def __init__(self, *, pipelines, slots, batches, memory, batch_pages, num_workers, batches_ahead,
-                 seeds, storage_state, start_batch=0, cuda=None, name='ffcv-worker'):
+                 seeds, storage_state, chunk_size, start_batch=0, cuda=None, name='ffcv-worker'):
         self.pipelines = pipelines
         self.slots = slots                      # list of per-pipeline buffer lists
         self.batches = batches                  # list of int64 index arrays
@@ -66,6 +65,7 @@ class EpochRun:
         self.batch_pages = batch_pages          # callable: batch indices -> page array
         self.seeds = seeds                      # per pipeline, per op
         self.storage_state = storage_state
+        self.chunk_size = chunk_size            # samples per unit of work
         self.batches_ahead = batches_ahead
         self.cuda = cuda
         self.lock = threading.Condition()
@@ -104,7 +104,8 @@ class EpochRun:
                 break  # wait for the consumer to release pages
             self.tickets[b] = self.memory.prepare(pages)
             n = len(indices)
-            bounds = [(lo, min(lo + CHUNK_SIZE, n)) for lo in range(0, n, CHUNK_SIZE)] or [(0, 0)]
+            step = self.chunk_size
+            bounds = [(lo, min(lo + step, n)) for lo in range(0, n, step)] or [(0, 0)]
             self.pending[b] = len(bounds)
             self.chunk_results[b] = ([[None] * len(bounds) for _ in self.pipelines], bounds)
             for c, bound in enumerate(bounds):

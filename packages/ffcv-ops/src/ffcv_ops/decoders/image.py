@@ -9,7 +9,7 @@ drawing from (seed, sample index).
 Why simplejpeg and not only ``cv2.imdecode``: imdecode allocates its output through
 numpy (taking the GIL) for every image; decoding into a reused buffer was 15-25% faster
 per image and kept two threads at the rate of two separate processes (measured with
-benchmarks/loader_throughput.py, see the issue notes).
+the jpeg256 workload of benchmarks/suite.py, see the issue notes).
 """
 import math
 from dataclasses import replace
@@ -20,6 +20,7 @@ import simplejpeg
 from ffcv_format import ImageField
 
 from ..allocation_query import AllocationQuery
+from ..kernels.copy import gather_fixed
 from ..kernels.crop import center_crop_boxes, random_resized_crop_boxes
 from ..storage import allocation_sizes, locate_many
 from .base import Decoder
@@ -122,7 +123,17 @@ class SimpleRGBImageDecoder(_ImageDecoder):
         decode_one = self._decode_one
         gather = self._gather
 
+        meta = self.metadata
+        h, w = (int(meta['height'][0]), int(meta['width'][0])) if meta.size else (0, 0)
+        raw_bytes = h * w * channels
+
         def decode(indices, destination, metadata, storage_state):
+            n = indices.shape[0]
+            if n and destination.flags.c_contiguous and (meta['mode'][indices] == MODE_RAW).all():
+                # raw images (CIFAR): one compiled copy for the whole chunk
+                gather_fixed(meta['data_ptr'][indices], raw_bytes, storage_state,
+                             destination[:n].reshape(n, raw_bytes))
+                return destination
             data = storage_state[0]
             modes, heights, widths, starts, sizes, scratch = gather(indices, storage_state)
             heights, widths = heights.tolist(), widths.tolist()

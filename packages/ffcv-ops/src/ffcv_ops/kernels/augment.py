@@ -45,41 +45,41 @@ def cutout_inplace(images, indices, seed, size, fill):
 
 
 @njit(nogil=True, cache=True)
-def translate(images, out, indices, seed, padding, fill):
-    """``out[i]``: ``images[i]`` shifted by (dy, dx), each drawn uniformly from
-    ``-padding..padding``; pixels shifted in from outside are ``fill``."""
-    height, width, channels = images.shape[1], images.shape[2], images.shape[3]
+def translate_rows(images, out, height, channels, indices, seed, padding, fill_row):
+    """``out[i]``: image ``i`` shifted by (dy, dx), each drawn uniformly from
+    ``-padding..padding``; what comes in from outside is the fill.
+
+    ``images`` and ``out`` are ``(n * height, width * channels)``: each image row is one
+    contiguous row, so the kernel copies row segments (vectorised) rather than pixels.
+    ``fill_row`` is the fill value per channel repeated ``width`` times.
+    """
+    row_length = images.shape[1]
     span = 2 * padding + 1
-    for i in range(images.shape[0]):
+    for i in range(indices.shape[0]):
         key = sample_key(seed, indices[i])
         dy = min(int(uniform(key, 0) * span), span - 1) - padding
         dx = min(int(uniform(key, 1) * span), span - 1) - padding
-        x0, x1 = max(0, -dx), min(width, width - dx)  # columns of out that read from the image
+        shift = dx * channels
+        lo = max(0, -shift)                  # out[lo:hi] reads images[lo + shift:hi + shift]
+        hi = min(row_length, row_length - shift)
         for y in range(height):
+            row = out[i * height + y]
             sy = y + dy
-            row = out[i, y]
-            if sy < 0 or sy >= height:
-                for x in range(width):
-                    for c in range(channels):
-                        row[x, c] = fill[c]
+            if sy < 0 or sy >= height or hi <= lo:
+                row[:] = fill_row
                 continue
-            source = images[i, sy]
-            for x in range(x0):
-                for c in range(channels):
-                    row[x, c] = fill[c]
-            for x in range(x0, x1):
-                for c in range(channels):
-                    row[x, c] = source[x + dx, c]
-            for x in range(max(x0, x1), width):
-                for c in range(channels):
-                    row[x, c] = fill[c]
+            source = images[i * height + sy]
+            row[:lo] = fill_row[:lo]
+            row[lo:hi] = source[lo + shift:hi + shift]
+            row[hi:] = fill_row[hi:]
 
 
 @njit(nogil=True, cache=True)
-def normalize_hwc(images, scale, offset, out):
-    """``out = images * scale + offset`` per channel (``scale = 1/std``, ``offset = -mean/std``)."""
-    for i in range(images.shape[0]):
-        for y in range(images.shape[1]):
-            for x in range(images.shape[2]):
-                for c in range(images.shape[3]):
-                    out[i, y, x, c] = images[i, y, x, c] * scale[c] + offset[c]
+def normalize_rows(images, scale_row, offset_row, out):
+    """``out = images * scale + offset`` on ``(rows, width * channels)`` matrices, the
+    per-channel constants repeated along a row: one contiguous, vectorised loop per row."""
+    for r in range(images.shape[0]):
+        source = images[r]
+        row = out[r]
+        for k in range(source.shape[0]):
+            row[k] = source[k] * scale_row[k] + offset_row[k]

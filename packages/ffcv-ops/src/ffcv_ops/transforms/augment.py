@@ -3,7 +3,7 @@ import cv2
 import numpy as np
 
 from ..allocation_query import AllocationQuery
-from ..kernels.augment import cutout_inplace, flip_draws, flip_horizontal_inplace, translate
+from ..kernels.augment import cutout_inplace, flip_draws, flip_horizontal_inplace, translate_rows
 from ..operation import Operation
 
 
@@ -137,8 +137,11 @@ class RandomTranslate(Operation):
         op = self
 
         def random_translate(images, destination, indices, seed):
-            out = destination[:images.shape[0]]
-            translate(images, out, indices, np.uint64(seed), op.padding, op._fill)
+            n, height, width, channels = images.shape
+            out = destination[:n]
+            translate_rows(np.ascontiguousarray(images).reshape(n * height, width * channels),
+                           out.reshape(n * height, width * channels), height, channels, indices,
+                           np.uint64(seed), op.padding, np.tile(op._fill, width))
             return out
 
         return random_translate

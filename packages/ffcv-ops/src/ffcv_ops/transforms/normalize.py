@@ -4,7 +4,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..allocation_query import AllocationQuery
-from ..kernels.augment import normalize_hwc
+from ..kernels.augment import normalize_rows
 from ..operation import Operation
 
 _SENTINEL = object()
@@ -59,14 +59,24 @@ class NormalizeImage(Operation):
         if self._jit:
             out_type = self.type
 
+            compute_type = out_type if out_type in (np.float32, np.float64) else np.dtype(np.float32)
+            rows = {}  # width -> the constants repeated along an image row
+
             def normalize(images, destination):
-                if out_type in (np.float32, np.float64):
-                    normalize_hwc(images, scale.astype(out_type), offset.astype(out_type), destination)
-                else:
-                    scratch = np.empty(destination.shape, np.float32)
-                    normalize_hwc(images, scale, offset, scratch)
-                    destination[...] = scratch
-                return destination
+                n, height, width, channels = images.shape
+                out = destination[:n]
+                if width not in rows:
+                    rows[width] = (np.tile(scale, width).astype(compute_type),
+                                   np.tile(offset, width).astype(compute_type))
+                scale_row, offset_row = rows[width]
+                source = np.ascontiguousarray(images).reshape(n * height, width * channels)
+                if out.dtype == compute_type and out.flags.c_contiguous:
+                    normalize_rows(source, scale_row, offset_row, out.reshape(n * height, width * channels))
+                else:   # float16 (numba has no CPU float16): through a float32 scratch
+                    scratch = np.empty((n * height, width * channels), compute_type)
+                    normalize_rows(source, scale_row, offset_row, scratch)
+                    out[...] = scratch.reshape(out.shape)
+                return out
 
             return normalize
 
