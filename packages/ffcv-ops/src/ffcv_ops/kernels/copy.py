@@ -1,7 +1,27 @@
 """Copying sample bytes out of storage into batch buffers."""
-from numba import njit
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from ..storage import locate
+
+
+@intrinsic
+def copy_bytes(typingctx, dst, dst_start, src, src_start, nbytes):
+    """``dst.flat[dst_start:dst_start + nbytes] = src.flat[src_start:...]`` for C-contiguous
+    uint8 arrays, as one ``memcpy``. numba's slice assignment copies element by element:
+    3-5x slower for samples of hundreds of KiB (measured: 2 vs 7.5-11 GB/s on one thread)."""
+    if not all(isinstance(a, types.Array) and a.layout == 'C' and a.dtype == types.uint8 for a in (dst, src)):
+        raise TypeError(f"copy_bytes needs C-contiguous uint8 arrays, got {dst} and {src}")
+    sig = types.void(dst, types.intp, src, types.intp, types.intp)
+
+    def codegen(context, builder, signature, args):
+        d = context.make_array(signature.args[0])(context, builder, args[0])
+        s = context.make_array(signature.args[2])(context, builder, args[2])
+        cgutils.raw_memcpy(builder, builder.gep(d.data, [args[1]]), builder.gep(s.data, [args[3]]), args[4], 1)
+        return context.get_dummy_value()
+
+    return sig, codegen
 
 
 @njit(nogil=True, cache=True)
@@ -13,19 +33,27 @@ def gather_scalars(column, indices, out):
 
 @njit(nogil=True, cache=True)
 def gather_fixed(ptrs, nbytes, state, out):
-    """Fixed-size allocations (NDArray fields) into rows of a uint8 matrix."""
+    """Fixed-size allocations (NDArray fields) into rows of a C-contiguous uint8 matrix."""
     data = state[0]
+    row = out.shape[1]
+    if nbytes > row:
+        raise ValueError("a sample is larger than its row of the batch buffer")
     for i in range(ptrs.shape[0]):
         start = locate(ptrs[i], state)
-        out[i, :nbytes] = data[start:start + nbytes]
+        if start < 0 or start + nbytes > data.shape[0]:
+            raise ValueError("a sample lies outside the file (corrupted file?)")
+        copy_bytes(out, i * row, data, start, nbytes)
 
 
 @njit(nogil=True, cache=True)
 def gather_sized(ptrs, sizes, state, out):
-    """Variable-size allocations (Bytes fields) into zero-padded rows of a uint8 matrix."""
+    """Variable-size allocations (Bytes fields) into zero-padded rows of a C-contiguous uint8 matrix."""
     data = state[0]
+    row = out.shape[1]
     for i in range(ptrs.shape[0]):
-        start = locate(ptrs[i], state)
         size = sizes[i]
-        out[i, :size] = data[start:start + size]
+        start = locate(ptrs[i], state)
+        if size > row or start < 0 or start + size > data.shape[0]:
+            raise ValueError("a sample lies outside the file or its row (corrupted file?)")
+        copy_bytes(out, i * row, data, start, size)
         out[i, size:] = 0
