@@ -53,6 +53,23 @@ def test_flip_half_of_the_images_deterministically(small_images_file, originals)
     assert 0.3 < (other_epoch != flipped).mean() < 0.7
 
 
+@pytest.mark.parametrize('size', [24, 80])   # 24x24: one compiled call per chunk; 80x80: OpenCV per image
+def test_flip_of_small_and_large_images_draws_the_same_samples(jpeg_file, size):
+    from ffcv_ops import CenterCropRGBImageDecoder
+    indices = np.arange(40)
+    decoded = run_pipeline(jpeg_file, 'image', [CenterCropRGBImageDecoder((size, size))], indices)
+    out = run_pipeline(jpeg_file, 'image', [CenterCropRGBImageDecoder((size, size)), RandomHorizontalFlip()],
+                       indices, seed=11)
+    flipped = flipped_rows(out, decoded)
+    # which samples are mirrored depends on (seed, sample) only, not on the image size or the path
+    other = 80 if size == 24 else 24
+    reference = run_pipeline(jpeg_file, 'image', [CenterCropRGBImageDecoder((other, other))], indices)
+    other_out = run_pipeline(jpeg_file, 'image', [CenterCropRGBImageDecoder((other, other)),
+                                                  RandomHorizontalFlip()], indices, seed=11)
+    np.testing.assert_array_equal(flipped, flipped_rows(other_out, reference))
+    assert 0.2 < flipped.mean() < 0.8
+
+
 def test_flip_probability_is_checked():
     with pytest.raises(ValueError, match='flip_prob'):
         RandomHorizontalFlip(1.5)

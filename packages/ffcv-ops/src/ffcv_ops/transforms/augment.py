@@ -14,6 +14,9 @@ def _require_images(op, state):
                          f"({'numpy' if state.jit_mode else 'torch'})")
 
 
+#: images up to this many pixels are flipped by one compiled call per chunk rather than one
+#: OpenCV call per image (whose Python overhead, under the GIL, dominates for 32x32 images)
+_SMALL_IMAGE_PIXELS = 64 * 64
 _CV_FLIP_TYPES = tuple(np.dtype(t) for t in ('u1', 'i1', 'u2', 'i2', 'i4', 'f4', 'f8'))
 
 
@@ -40,10 +43,12 @@ class RandomHorizontalFlip(Operation):
         flip_prob = self.flip_prob
 
         def flip(images, destination, indices, seed):
-            if images.dtype not in _CV_FLIP_TYPES or images.shape[3] > 4:
+            if (images.dtype not in _CV_FLIP_TYPES or images.shape[3] > 4
+                    or images.shape[1] * images.shape[2] <= _SMALL_IMAGE_PIXELS):
                 flip_horizontal_inplace(images, indices, np.uint64(seed), flip_prob)
                 return images
-            # OpenCV's flip (GIL released, vectorised) is ~6x faster than a compiled loop
+            # large images: OpenCV's flip (GIL released, vectorised) is ~6x faster than the
+            # compiled loop; small ones (CIFAR) go through the loop, one call for the chunk
             draws = np.empty(indices.shape[0], dtype=np.bool_)
             flip_draws(indices, np.uint64(seed), flip_prob, draws)
             single_channel = images.shape[3] == 1
