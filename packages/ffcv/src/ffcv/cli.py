@@ -17,7 +17,7 @@ import sys
 from .__about__ import __version__
 
 #: modules that add subcommands (``add_commands(subparsers)``), in the order of ``--help``
-COMMAND_MODULES = ['ffcv_convert.cli']
+COMMAND_MODULES = ['ffcv_convert.cli', 'ffcv_loader.doctor']
 
 #: exceptions that mean a bug rather than a user's mistake: shown with their traceback
 BUG_ERRORS = (AssertionError, AttributeError, NameError, TypeError, RecursionError, SyntaxError)

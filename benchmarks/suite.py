@@ -1,0 +1,408 @@
+"""The benchmark suite: this loader against its peers on every workload; results as JSON.
+
+    python benchmarks/suite.py [--rounds 5] [--only jpeg256,cifar,...] [--out FILE.json]
+    python benchmarks/report.py FILE.json        # -> docs/benchmarks.md and its plots
+
+or both at once: ``hatch run bench:all``. About 15 minutes on 2 cores (more the first time,
+to generate and convert the datasets, which are cached in ``--cache-dir``).
+
+Every workload runs its contenders each in its own fresh process (peers in their own
+virtual environments), warms each up with one epoch, then times them in ``--rounds``
+interleaved rounds (see ``harness.py``): figures are medians of rounds and every ratio is
+between contenders of the same run. A peer that cannot be set up here is recorded with the
+reason, never dropped. Nothing here asserts a time.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from harness import Contender, all_cores, cpu_model, run_once, run_rounds  # noqa: E402
+
+WORKLOADS = ('jpeg256', 'jpeg512', 'progressive', 'cifar', 'arrays', 'convert', 'start')
+CIFAR_IMAGES = 50_000
+ARRAYS = {  # name: (kind, samples, per-sample shape or byte range, batch size)
+    'ndarray_3KiB': ('ndarray', 100_000, (768,), 1024),
+    'ndarray_300KiB': ('ndarray', 1_000, (76_800,), 64),
+    'bytes_300KiB': ('bytes', 1_000, (200 * 1024, 400 * 1024), 64),
+}
+
+
+def log(message):
+    print(message, flush=True)
+
+
+# --------------------------------------------------------------------------- the peers
+
+class Peer:
+    """An interpreter that runs contenders, or why there is none."""
+
+    def __init__(self, name, python, probe, setup_hint):
+        self.name, self.python = name, python
+        self.unavailable, self.versions = None, {}
+        if not python or not os.path.exists(python):
+            self.unavailable = f"not set up on this machine ({python} not found; {setup_hint})"
+            return
+        result = subprocess.run([python, '-c', probe], capture_output=True, text=True, timeout=300)
+        if result.returncode != 0:
+            tail = (result.stderr.strip().splitlines() or ['?'])[-1]
+            self.unavailable = f"does not run here: {tail}"
+        else:
+            self.versions = json.loads(result.stdout.strip().splitlines()[-1])
+
+
+VERSION_PROBE = """
+import json, platform, importlib, importlib.metadata as m
+found = {'python': platform.python_version()}
+for dist in %r:
+    try:
+        found[dist] = m.version(dist)
+    except Exception:
+        pass
+for module in %r:
+    importlib.import_module(module)
+print(json.dumps(found))
+"""
+
+
+def find_peers():
+    ours_dists = ['ffcv-format', 'ffcv-ops', 'ffcv-loader', 'ffcv-convert', 'ffcv', 'numpy', 'numba',
+                  'opencv-python-headless', 'opencv-python', 'simplejpeg', 'torch', 'pillow']
+    ffcv102_python = os.environ.get('FFCV102_PYTHON',
+                                    os.path.join(os.environ.get('FFCV102_VENV', '/opt/ffcv102-venv'), 'bin/python'))
+    dali_python = os.environ.get('DALI_PYTHON',
+                                 os.path.join(os.environ.get('DALI_VENV', '/opt/dali-venv'), 'bin/python'))
+    return {
+        'ours': Peer('ours', sys.executable, VERSION_PROBE % (ours_dists, ['ffcv.loader', 'ffcv_loader', 'PIL']),
+                     'hatch env bench'),
+        'ffcv102': Peer('ffcv102', ffcv102_python,
+                        VERSION_PROBE % (['ffcv', 'numpy', 'numba', 'opencv-python-headless', 'torch'],
+                                         ['ffcv.loader']),
+                        'run tests/peers/ffcv102/setup.sh (root: apt libturbojpeg0-dev libopencv-dev)'),
+        'dali': Peer('dali', dali_python,
+                     VERSION_PROBE % (['nvidia-dali-cuda120', 'nvidia-dali-cuda110', 'nvidia-dali-cuda130',
+                                       'numpy'], ['nvidia.dali']),
+                     'run benchmarks/peers/dali/setup.sh'),
+    }
+
+
+# --------------------------------------------------------------------------- the datasets
+
+def write_beton(path, fields, dataset, workers=None):
+    """Write ``dataset`` with our writer into ``path`` atomically (a crash leaves no half file)."""
+    from ffcv_format import DatasetWriter
+    tmp = path + '.tmp'
+    DatasetWriter(tmp, fields, num_workers=workers or -1, progress=False, overwrite=True).from_indexed_dataset(dataset)
+    os.replace(tmp, path)
+
+
+def stamp_ok(path, stamp):
+    try:
+        with open(path + '.json') as f:
+            return os.path.exists(path) and json.load(f) == stamp
+    except (OSError, ValueError):
+        return False
+
+
+def save_stamp(path, stamp):
+    with open(path + '.json', 'w') as f:
+        json.dump(stamp, f)
+
+
+def jpeg_beton(cache, root, paths, max_resolution, quality=90):
+    """The ImageNet-like folder as a .beton: JPEG at most ``max_resolution`` px, ``quality``."""
+    import cv2
+    from ffcv_format import IntField, RGBImageField
+    from imagenet_like import class_index
+    with open(os.path.join(root, '.imagenet_like.json'), 'rb') as f:
+        stamp = {'folder': __import__('hashlib').sha256(f.read()).hexdigest()}
+    beton = os.path.join(cache, f"{os.path.basename(root)}_max{max_resolution}_q{quality}.beton")
+    if not stamp_ok(beton, stamp):
+        log(f"  converting {root} -> {beton}")
+
+        class Files:
+            def __len__(self):
+                return len(paths)
+
+            def __getitem__(self, index):
+                return cv2.imread(paths[index], cv2.IMREAD_COLOR_RGB), class_index(paths[index])
+
+        write_beton(beton, {'image': RGBImageField(write_mode='jpg', max_resolution=max_resolution,
+                                                   jpeg_quality=quality), 'label': IntField()}, Files())
+        save_stamp(beton, stamp)
+    return beton
+
+
+def stored_jpegs_dir(beton):
+    """The JPEG bytes stored in ``beton``, one file each (for peers that cannot read a .beton)."""
+    from ffcv_format import Reader
+    folder = beton + '.jpegs'
+    with Reader(beton) as reader:
+        ptrs = reader.metadata['image']['data_ptr']
+        if os.path.isdir(folder) and len(os.listdir(folder)) == len(ptrs):
+            return folder
+        tmp = folder + '.tmp'
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+        for i, ptr in enumerate(ptrs):
+            with open(os.path.join(tmp, f'{i:07d}.jpg'), 'wb') as f:
+                f.write(reader.read(int(ptr), reader.allocation_size(int(ptr))))
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
+    return folder
+
+
+def cifar_like(cache, paths, n=CIFAR_IMAGES, seed=0):
+    """``n`` 32x32 RGB images cut from the ImageNet-like photos (random crops, area-resized),
+    10 classes; as an .npz (for the DataLoader) and a raw .beton."""
+    import cv2
+    from ffcv_format import IntField, RGBImageField
+    base = os.path.join(cache, f'cifar_like_n{n}_s{seed}')
+    stamp = {'n': n, 'seed': seed, 'sources': len(paths)}
+    if not (stamp_ok(base + '.beton', stamp) and os.path.exists(base + '.npz')):
+        log(f"  making {n} CIFAR-like 32x32 images -> {base}.beton")
+        rng = np.random.default_rng(seed)
+        images = np.empty((n, 32, 32, 3), np.uint8)
+        per_source = -(-n // len(paths))
+        k = 0
+        for path in paths:
+            source = cv2.imread(path, cv2.IMREAD_COLOR_RGB)
+            h, w = source.shape[:2]
+            for _ in range(min(per_source, n - k)):
+                side = int(rng.integers(min(h, w) // 4, min(h, w) + 1))
+                y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+                cv2.resize(source[y:y + side, x:x + side], (32, 32), dst=images[k], interpolation=cv2.INTER_AREA)
+                k += 1
+        labels = rng.integers(0, 10, n)
+        np.savez(base + '.npz', images=images, labels=labels)
+
+        class Arrays:
+            def __len__(self):
+                return n
+
+            def __getitem__(self, i):
+                return images[i], int(labels[i])
+
+        write_beton(base + '.beton', {'image': RGBImageField(write_mode='raw'), 'label': IntField()}, Arrays())
+        save_stamp(base + '.beton', stamp)
+    return base + '.beton', base + '.npz'
+
+
+def array_beton(cache, name, seed=0):
+    """One field ``data``: float32 arrays of a fixed shape, or bytes of random lengths."""
+    from ffcv_format import BytesField, NDArrayField
+    kind, n, shape, _batch = ARRAYS[name]
+    beton = os.path.join(cache, f'{name}_n{n}.beton')
+    stamp = {'kind': kind, 'n': n, 'shape': list(shape), 'seed': seed}
+    if not stamp_ok(beton, stamp):
+        log(f"  writing {beton}")
+        rng = np.random.default_rng(seed)
+        if kind == 'ndarray':
+            field = NDArrayField(np.dtype('float32'), shape)
+            block = rng.standard_normal((64, *shape), dtype=np.float32)
+
+            def sample(i):
+                return block[i % 64] + np.float32(i)
+        else:
+            field = BytesField()
+            sizes = rng.integers(shape[0], shape[1] + 1, n)
+            noise = rng.integers(0, 256, shape[1] + 64, dtype=np.uint8)
+
+            def sample(i):
+                return noise[i % 64:i % 64 + sizes[i]]
+
+        class Samples:
+            def __len__(self):
+                return n
+
+            def __getitem__(self, i):
+                return (sample(i),)
+
+        write_beton(beton, {'data': field}, Samples())
+        save_stamp(beton, stamp)
+    return beton
+
+
+def _pointer_column(names):
+    return 'data_ptr' if 'data_ptr' in names else 'ptr'   # images / bytes
+
+
+def beton_facts(beton, field):
+    from ffcv_format import Reader
+    with Reader(beton) as reader:
+        meta = reader.metadata[field]
+        names = meta.dtype.names or ()
+        ptrs = meta[_pointer_column(names)] if names else meta  # NDArray: the pointer column alone
+        sizes = np.array([reader.allocation_size(int(p)) for p in ptrs])
+        facts = {'file_bytes': os.path.getsize(beton), 'samples': int(reader.num_samples),
+                 'mean_sample_bytes': float(sizes.mean())}
+        if 'height' in names:
+            facts['median_size'] = [int(np.median(meta['width'])), int(np.median(meta['height']))]
+    return facts
+
+
+# --------------------------------------------------------------------------- the workloads
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--rounds', type=int, default=5, help='timed rounds per workload (default 5)')
+    parser.add_argument('--only', default=','.join(WORKLOADS),
+                        help=f"comma-separated workloads (default all: {','.join(WORKLOADS)})")
+    parser.add_argument('--workers', type=int, default=all_cores(),
+                        help='threads / worker processes of every contender (default: all cores)')
+    parser.add_argument('--images', type=int, default=3000, help='ImageNet-like images (default 3000)')
+    parser.add_argument('--cache-dir', default=os.environ.get('FFCV_BENCH_CACHE',
+                                                              os.path.expanduser('~/.cache/ffcv-benchmarks')))
+    parser.add_argument('--out', default=os.path.join(HERE, 'results', 'latest.json'))
+    parser.add_argument('--timeout', type=int, default=900)
+    args = parser.parse_args()
+    wanted = [w.strip() for w in args.only.split(',') if w.strip()]
+    unknown = set(wanted) - set(WORKLOADS)
+    if unknown:
+        parser.error(f"--only: unknown {sorted(unknown)}; choose from {', '.join(WORKLOADS)}")
+
+    started = time.perf_counter()
+    N = args.workers
+    os.makedirs(args.cache_dir, exist_ok=True)
+    log(f"suite: {N} workers, {args.rounds} rounds; peers:")
+    peers = find_peers()
+    for peer in peers.values():
+        log(f"  {peer.name}: {peer.unavailable or peer.versions}")
+    if peers['ours'].unavailable:
+        sys.exit(f"this project's packages do not import here: {peers['ours'].unavailable}")
+
+    from imagenet_like import describe, make_image_folder
+    root = os.path.join(args.cache_dir, f"imagenet_like_n{args.images}_c10_s0")
+    paths = make_image_folder(root, args.images, 10, 0)
+    data = {'imagenet_like': {'root': root, 'images': len(paths), 'describe': describe(root)}}
+    tmp = tempfile.mkdtemp(prefix='ffcv-bench-')
+
+    def contender(name, peer, target, spec, **kw):
+        p = peers[peer]
+        return Contender(name, p.python, target, spec, unavailable=p.unavailable and f"{p.name} {p.unavailable}",
+                         **kw)
+
+    def image_contenders(beton, size, with_dataloader=False, with_one_thread=False):
+        spec = dict(beton=beton, batch_size=256, workers=N, output_size=size, seed=0, order='RANDOM')
+        found = [contender('ours', 'ours', 'ffcv_api:JpegRRC', spec)]
+        if with_one_thread:
+            found += [contender(f'ours, {w} thread{"s" * (w > 1)}', 'ours', 'ffcv_api:JpegRRC',
+                                dict(spec, workers=w)) for w in range(1, N)]
+        found.append(contender('FFCV 1.0.2', 'ffcv102', 'ffcv_api:JpegRRC', spec))
+        if with_dataloader:
+            found.append(contender('DataLoader + PIL', 'ours', 'dataloader:JpegPIL',
+                                   dict(spec, root=root, images=args.images, classes=10)))
+        dali_spec = dict(spec, images=len(paths))
+        if not peers['dali'].unavailable:
+            dali_spec['jpegs_dir'] = stored_jpegs_dir(beton)
+        found.append(contender('DALI (CPU)', 'dali', 'dali:JpegRRC', dali_spec))
+        found.append(contender('decode ceiling', 'ours', 'ceiling:JpegDecode', spec, extra=['parallel']))
+        return found
+
+    workloads = {}
+
+    def run(name, params, contenders):
+        log(f"\n== {name}")
+        t0 = time.perf_counter()
+        results = run_rounds(contenders, args.rounds, args.timeout, log=log)
+        workloads[name] = {'params': params, 'results': results, 'seconds': time.perf_counter() - t0}
+        for cname, r in results.items():
+            if not cname.startswith('_'):
+                log(f"  {cname:28} " + (f"{r['rate']:12,.0f} /s" if 'rate' in r else f"n/a: {r.get('error')}"))
+        save()
+
+    def save():
+        out = {'meta': meta, 'data': data, 'workloads': workloads}
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        with open(args.out + '.tmp', 'w') as f:
+            json.dump(out, f, indent=1)
+        os.replace(args.out + '.tmp', args.out)
+
+    meta = {'date': f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}",
+            'cores': all_cores(), 'cpu': cpu_model(), 'memory_gib': os.sysconf('SC_PHYS_PAGES') *
+            os.sysconf('SC_PAGE_SIZE') / 2**30, 'system': f"{platform.system()} {platform.release()}",
+            'workers': N, 'rounds': args.rounds, 'command': ' '.join(['python', *sys.argv]),
+            'peers': {name: {'versions': p.versions, 'unavailable': p.unavailable} for name, p in peers.items()}}
+
+    try:
+        beton256 = jpeg_beton(args.cache_dir, root, paths, 256) if {'jpeg256', 'progressive', 'start'} & set(wanted) else None
+        if beton256:
+            data['jpeg256'] = beton_facts(beton256, 'image')
+        if 'jpeg256' in wanted:
+            run('jpeg256', {'max_resolution': 256, 'output_size': 224, 'batch_size': 256},
+                image_contenders(beton256, 224, with_dataloader=True, with_one_thread=True))
+        if 'jpeg512' in wanted:
+            beton512 = jpeg_beton(args.cache_dir, root, paths, 512)
+            data['jpeg512'] = beton_facts(beton512, 'image')
+            run('jpeg512', {'max_resolution': 512, 'output_size': 224, 'batch_size': 256},
+                image_contenders(beton512, 224))
+        if 'progressive' in wanted:
+            for size in (160, 192):
+                run(f'progressive{size}', {'max_resolution': 256, 'output_size': size, 'batch_size': 256},
+                    [c for c in image_contenders(beton256, size) if c.name != 'DALI (CPU)'])
+        if 'cifar' in wanted:
+            beton, npz = cifar_like(args.cache_dir, paths)
+            data['cifar'] = beton_facts(beton, 'image')
+            spec = dict(beton=beton, npz=npz, batch_size=512, workers=N, seed=0, order='RANDOM')
+            run('cifar', {'images': CIFAR_IMAGES, 'batch_size': 512},
+                [contender('ours', 'ours', 'ffcv_api:CifarRaw', spec),
+                 contender('FFCV 1.0.2', 'ffcv102', 'ffcv_api:CifarRaw', spec),
+                 contender('DataLoader + PIL', 'ours', 'dataloader:CifarPIL', spec)])
+        if 'arrays' in wanted:
+            for name, (kind, _n, _shape, batch_size) in ARRAYS.items():
+                beton = array_beton(args.cache_dir, name)
+                data[name] = beton_facts(beton, 'data')
+                for order in ('SEQUENTIAL', 'RANDOM'):
+                    spec = dict(beton=beton, kind=kind, batch_size=batch_size, workers=N, seed=0, order=order)
+                    run(f'{name}_{order.lower()}', {'field': name, 'order': order, 'batch_size': spec['batch_size']},
+                        [contender('ours', 'ours', 'ffcv_api:Arrays', spec),
+                         contender('ours, os_cache=False', 'ours', 'ffcv_api:Arrays', dict(spec, os_cache=False)),
+                         contender('FFCV 1.0.2', 'ffcv102', 'ffcv_api:Arrays', spec),
+                         contender('memory copy', 'ours', 'ceiling:MemCopy', spec),
+                         contender('copy from page cache', 'ours', 'ceiling:MemCopy',
+                                   dict(spec, source='page cache'))])
+        if 'convert' in wanted:
+            spec = dict(paths=paths, images=min(1000, len(paths)), max_resolution=256, quality=90, workers=N,
+                        tmp=tmp)
+            run('convert', {'images': spec['images'], 'max_resolution': 256, 'quality': 90},
+                [contender('ours', 'ours', 'ffcv_api:Writer', spec),
+                 contender('FFCV 1.0.2', 'ffcv102', 'ffcv_api:Writer', spec),
+                 contender('encode ceiling', 'ours', 'ceiling:Encode', spec)])
+        if 'start' in wanted:
+            log("\n== start: Loader(...) to the first batch, fresh processes, cold and warm numba cache")
+            start = {}
+            spec = dict(beton=beton256, batch_size=256, workers=N, output_size=224, seed=0, order='RANDOM')
+            for peer in ('ours', 'ffcv102'):
+                p = peers[peer]
+                if p.unavailable:
+                    start[peer] = {'error': p.unavailable}
+                    continue
+                cache_dir = tempfile.mkdtemp(prefix='numba-cache-', dir=tmp)
+                env = {'NUMBA_CACHE_DIR': cache_dir}
+                start[peer] = {kind: run_once(p.python, 'ffcv_api:JpegRRC', spec, args.timeout, env)
+                               for kind in ('cold', 'warm')}
+                for kind, r in start[peer].items():
+                    log(f"  {peer} {kind}: " + (f"first batch {r['first_batch_s']:.2f} s after {r['import_s']:.2f} s "
+                                               f"of imports" if 'first_batch_s' in r else f"n/a: {r.get('error')}"))
+            workloads['start'] = {'params': spec, 'results': start}
+            save()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    meta['seconds'] = time.perf_counter() - started
+    save()
+    log(f"\nresults: {args.out} ({meta['seconds'] / 60:.1f} min); report: python benchmarks/report.py {args.out}")
+
+
+if __name__ == '__main__':
+    main()
