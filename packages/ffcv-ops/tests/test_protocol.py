@@ -527,3 +527,15 @@ def test_chunk_size_grows_for_small_samples_only(small_images_file):
     assert _declared(small_images_file, 'image', [RandomResizedCropRGBImageDecoder((224, 224))]).chunk_size() \
         == CHUNK_SIZE
     assert _declared(small_images_file, 'label', [IntDecoder()]).chunk_size() == MAX_CHUNK_SIZE
+
+
+def test_host_buffers_start_on_a_page_boundary(small_images_file):
+    from ffcv_ops import NormalizeImage
+    pipeline = _declared(small_images_file, 'image', [SimpleRGBImageDecoder(), NormalizeImage([1, 2, 3], [1, 1, 1])])
+    for batch_size in (1, 7, 256):
+        buffers = [b for b in pipeline.allocate(batch_size) if b is not None]
+        assert len(buffers) == 2
+        for buffer in buffers:
+            assert buffer.ctypes.data % 4096 == 0 and buffer.flags.c_contiguous
+            assert buffer.shape[0] == batch_size
+            buffer[...] = 1   # the whole view is writable memory of its own

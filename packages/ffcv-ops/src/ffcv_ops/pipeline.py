@@ -293,6 +293,16 @@ def _join(results, bounds, buffers, n):
     return torch.cat(results)
 
 
+def _page_aligned_empty(shape, dtype, alignment=4096):
+    """``np.empty(shape, dtype)`` starting on a page boundary. numpy's large arrays start 16
+    bytes into a page; copying page-aligned samples from the file into rows offset like that
+    took glibc's memcpy a slow path (300 KiB NDArray samples: 2.5 vs 9.5 GB/s here)."""
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    raw = np.empty(nbytes + alignment, np.uint8)
+    start = -raw.ctypes.data % alignment
+    return raw[start:start + nbytes].view(dtype).reshape(shape)
+
+
 def _allocate(alloc, batch_size, pinned):
     shape = (batch_size, *alloc.shape)
     device = alloc.device
@@ -304,7 +314,7 @@ def _allocate(alloc, batch_size, pinned):
             import torch
             tdtype = torch.from_numpy(np.zeros(0, dtype)).dtype
             return torch.empty(shape, dtype=tdtype, pin_memory=True).numpy()
-        return np.empty(shape, dtype=dtype)
+        return _page_aligned_empty(shape, dtype)
     import torch
     if is_numpy_dtype:
         dtype = torch.from_numpy(np.zeros(0, np.dtype(dtype))).dtype
