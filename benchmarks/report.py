@@ -231,7 +231,8 @@ class Report:
         if arrays:
             d = self.data['data']
             fig, ax = plt.subplots(figsize=(10, 4.5))
-            names = ['ours', 'FFCV 1.0.2', 'memory copy']
+            names = [n for n in ('ours', 'ours, os_cache=False', 'FFCV 1.0.2', 'memory copy', 'copy from page cache')
+                     if any(self.workloads[w]['results'].get(n, {}).get('rates') for w in arrays)]
 
             def gbps(w):
                 field = w.rsplit('_', 1)[0]
