@@ -11,31 +11,11 @@ import os
 import sys
 import time
 
+from ffcv_format.units import positive_int_argument, size_argument
+
 __all__ = ['add_commands']
 
 _RAW = argparse.RawDescriptionHelpFormatter
-
-
-def _size(text):
-    """'8MiB', '4M', '2097152' -> bytes."""
-    units = {'k': 1 << 10, 'm': 1 << 20, 'g': 1 << 30}
-    value = text.strip().lower().replace('ib', '').replace('b', '')
-    try:
-        if value and value[-1] in units:
-            return int(float(value[:-1]) * units[value[-1]])
-        return int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"cannot read size {text!r}; write e.g. 8MiB or 8388608") from None
-
-
-def _positive(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def _storage_option(text):
@@ -90,9 +70,9 @@ def _add_convert(subparsers):
     g = p.add_argument_group('images')
     g.add_argument('--write-mode', choices=('jpg', 'raw', 'smart', 'proportion', 'png'), default='jpg',
                    help='how images are stored (default: jpg)')
-    g.add_argument('--max-resolution', type=_positive, metavar='N',
+    g.add_argument('--max-resolution', type=positive_int_argument, metavar='N',
                    help='shrink images whose longer side is larger than N pixels')
-    g.add_argument('--min-resolution', type=_positive, metavar='N',
+    g.add_argument('--min-resolution', type=positive_int_argument, metavar='N',
                    help='grow images whose shorter side is smaller than N pixels')
     g.add_argument('--jpeg-quality', type=int, default=90, metavar='Q',
                    help='JPEG quality 1..100 (default: 90)')
@@ -113,17 +93,17 @@ def _add_convert(subparsers):
                    metavar='KEY=VALUE', help='fsspec option for SRC, e.g. anon=true or '
                                              'endpoint_url=http://127.0.0.1:9000 (repeatable)')
     g = p.add_argument_group('running')
-    g.add_argument('--workers', type=_positive, metavar='N', help='encoding threads (default: all cores)')
-    g.add_argument('--io-workers', type=_positive, metavar='N',
+    g.add_argument('--workers', type=positive_int_argument, metavar='N', help='encoding threads (default: all cores)')
+    g.add_argument('--io-workers', type=positive_int_argument, metavar='N',
                    help='reads in flight (default: 64 for remote sources; local files are read '
                         'by the workers unless this is given)')
-    g.add_argument('--part-size', type=_positive, default=1000, metavar='N',
+    g.add_argument('--part-size', type=positive_int_argument, default=1000, metavar='N',
                    help='samples per resumable part (default: 1000; WebDataset: one part per shard)')
     g.add_argument('--skip-bad', action='store_true',
                    help='skip missing, unreadable or corrupt samples and list them in a report')
     g.add_argument('--skipped-report', metavar='PATH',
                    help='where --skip-bad lists them (default: DST.skipped.txt)')
-    g.add_argument('--page-size', type=_size, default=1 << 23, metavar='SIZE',
+    g.add_argument('--page-size', type=size_argument, default=1 << 23, metavar='SIZE',
                    help='page size (default: 8MiB)')
     g.add_argument('--overwrite', action='store_true', help='replace DST if it exists')
     g.add_argument('--restart', action='store_true',
@@ -178,7 +158,7 @@ def _add_inspect(subparsers):
     p = subparsers.add_parser('inspect', help='describe a .beton file (and draw a contact sheet)',
                               description=INSPECT_HELP, formatter_class=_RAW)
     p.add_argument('file', metavar='FILE')
-    p.add_argument('--show', type=_positive, metavar='N', help='write a contact sheet PNG of N samples')
+    p.add_argument('--show', type=positive_int_argument, metavar='N', help='write a contact sheet PNG of N samples')
     p.add_argument('--output', metavar='PNG', help='where --show writes (default: FILE with .contact.png, '
                                                    'in the current folder)')
     p.add_argument('--field', metavar='NAME', help='the image field to show (default: the first)')

@@ -5,6 +5,7 @@ import numpy as np
 from ffcv_format import ImageField, Reader
 from ffcv_format.fields.image import MODE_JPEG, MODE_PNG, MODE_RAW
 from ffcv_format.spec import align_up
+from ffcv_format.units import human_size
 
 __all__ = ['summarize', 'format_summary', 'contact_sheet']
 
@@ -85,25 +86,18 @@ def summarize(path, custom_handlers=None):
         reader.close()
 
 
-def _human(nbytes):
-    for unit in ('B', 'KiB', 'MiB', 'GiB', 'TiB'):
-        if abs(nbytes) < 1024 or unit == 'TiB':
-            return f"{nbytes:.0f} {unit}" if unit == 'B' else f"{nbytes:.1f} {unit}"
-        nbytes /= 1024
-
-
 def format_summary(summary):
     """The text ``ffcv inspect`` prints for a :func:`summarize` result."""
     s = summary
     lines = [f"{s['path']}: {s['num_samples']} samples, {len(s['fields'])} field(s), "
-             f"{_human(s['file_size'])}"]
+             f"{human_size(s['file_size'])}"]
     lines.append("fields:")
     for f in s['fields']:
         line = f"  {f['name']:<16} {f['repr']}"
         if f.get('bytes_per_sample'):
             b = f['bytes_per_sample']
-            line += (f"\n  {'':<16} stored: {_human(f['data_bytes'])} in all, per sample "
-                     f"{_human(b['min'])} .. {_human(b['max'])} (mean {_human(b['mean'])})")
+            line += (f"\n  {'':<16} stored: {human_size(f['data_bytes'])} in all, per sample "
+                     f"{human_size(b['min'])} .. {human_size(b['max'])} (mean {human_size(b['mean'])})")
         if 'modes' in f:
             modes = ', '.join(f"{mode} {count}" for mode, count in f['modes'].items())
             line += (f"\n  {'':<16} images: {modes}; width {f['width']['min']}..{f['width']['max']} "
@@ -114,10 +108,10 @@ def format_summary(summary):
             line += f"\n  {'':<16} values {v['min']} .. {v['max']}, {v['distinct']} distinct"
         lines.append(line)
     fill = f", {s['page_fill']:.1%} filled" if s['page_fill'] is not None else ""
-    lines.append(f"pages: {s['num_pages']} of {_human(s['page_size'])}{fill} "
-                 f"({_human(s['allocated_bytes'])} of data in {s['num_allocations']} allocations)")
-    lines.append(f"tables: metadata {_human(s['metadata_bytes'])}, allocation table "
-                 f"{_human(s['alloc_table_bytes'])}")
+    lines.append(f"pages: {s['num_pages']} of {human_size(s['page_size'])}{fill} "
+                 f"({human_size(s['allocated_bytes'])} of data in {s['num_allocations']} allocations)")
+    lines.append(f"tables: metadata {human_size(s['metadata_bytes'])}, allocation table "
+                 f"{human_size(s['alloc_table_bytes'])}")
     return '\n'.join(lines)
 
 

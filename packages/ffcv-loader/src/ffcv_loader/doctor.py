@@ -57,6 +57,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from ffcv_format.units import human_size, positive_int_argument, size_argument
 
 __all__ = ['STAGE_NAMES', 'Recommendation', 'Report', 'Stage', 'add_commands', 'default_pipelines', 'diagnose',
            'parse_pipelines']
@@ -855,8 +856,8 @@ class Report:
     def render(self):
         s = self.settings
         lines = [f"ffcv doctor: {self.path}",
-                 (f"  samples    {self.num_samples:,}, {_human(self.file_size)} "
-                  f"({_human(self.file_size / self.num_samples)} per sample)"),
+                 (f"  samples    {self.num_samples:,}, {human_size(self.file_size)} "
+                  f"({human_size(self.file_size / self.num_samples)} per sample)"),
                  "  fields     " + ', '.join(self._field_text(n, k) for n, k in self.fields.items()),
                  f"  pipeline   {self.pipeline_origin}"]
         width = max(len(n) for n in self.pipelines)
@@ -898,13 +899,6 @@ def _plain(value):
     if isinstance(value, (np.floating,)):
         return float(value)
     return value
-
-
-def _human(nbytes):
-    for unit in ('B', 'KiB', 'MiB', 'GiB', 'TiB'):
-        if abs(nbytes) < 1024 or unit == 'TiB':
-            return f"{nbytes:.0f} {unit}" if unit == 'B' else f"{nbytes:.1f} {unit}"
-        nbytes /= 1024
 
 
 def _num(value):
@@ -966,7 +960,7 @@ def _analyse(facts, storage, decode, settings, pipelines_now, jpeg, transfer, mo
                                                                         '(eviction not confirmed)')
     bps = storage['bytes_per_sample']
     for key, label in (('cold_sequential', 'storage: disk, sequential (cold)'),
-                       ('cold_random_pages', f"storage: disk, random {_human(facts.page_size)} pages (cold)"),
+                       ('cold_random_pages', f"storage: disk, random {human_size(facts.page_size)} pages (cold)"),
                        ('cold_random_samples', 'storage: disk, random samples (cold)'),
                        ('warm', 'storage: page cache (warm)')):
         m = storage.get(key)
@@ -1115,7 +1109,7 @@ def _analyse(facts, storage, decode, settings, pipelines_now, jpeg, transfer, mo
                     recs.append(Recommendation(
                         "store half the images raw (ffcv convert --write-mode proportion "
                         "--compress-probability 0.5)",
-                        f"raw images need no decoding; {measured}; the file grows to about {_human(new_size)}"
+                        f"raw images need no decoding; {measured}; the file grows to about {human_size(new_size)}"
                         + ('' if fits else ', more than the memory available'),
                         round(min(after.values()) / current, 2)))
     elif bottleneck == 'storage':
@@ -1123,8 +1117,8 @@ def _analyse(facts, storage, decode, settings, pipelines_now, jpeg, transfer, mo
             new = decode['chosen']['samples_s']       # that loader is os_cache=True, reading memory
             recs.append(Recommendation(
                 "os_cache=True (--os-cache), or a process_cache_limit of at least the file's size",
-                f"the file ({_human(facts.file_size)}) fits in the memory available "
-                f"({_human(memory) if memory else 'unknown'}); the loader with os_cache=True measured "
+                f"the file ({human_size(facts.file_size)}) fits in the memory available "
+                f"({human_size(memory) if memory else 'unknown'}); the loader with os_cache=True measured "
                 f"{_num(new)} samples/s against {_num(configured['samples_s'])} as configured",
                 round(overall('storage', new), 2)))
         quasi = decode.get('configured_quasi')
@@ -1142,8 +1136,8 @@ def _analyse(facts, storage, decode, settings, pipelines_now, jpeg, transfer, mo
             if new / storage_s >= MIN_GAIN:
                 recs.append(Recommendation(
                     "os_cache=False with order=OrderOption.QUASI_RANDOM",
-                    f"the file ({_human(facts.file_size)}) is larger than the memory available "
-                    f"({_human(memory)}); random samples from disk measured {_num(storage_s)} samples/s, "
+                    f"the file ({human_size(facts.file_size)}) is larger than the memory available "
+                    f"({human_size(memory)}); random samples from disk measured {_num(storage_s)} samples/s, "
                     f"pages in random order {_num(new)} samples/s", round(overall('storage', new), 2)))
         if not recs:
             recs.append(Recommendation(
@@ -1380,27 +1374,6 @@ examples:
 """
 
 
-def _positive(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _size(text):
-    units = {'k': 1 << 10, 'm': 1 << 20, 'g': 1 << 30, 't': 1 << 40}
-    value = text.strip().lower().replace('ib', '').replace('b', '')
-    try:
-        if value and value[-1] in units:
-            return int(float(value[:-1]) * units[value[-1]])
-        return int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"cannot read size {text!r}; write e.g. 4GiB or 4294967296") from None
-
-
 def _order(text):
     value = text.strip().lower().replace('-', '_')
     if value not in _ORDERS:
@@ -1416,16 +1389,16 @@ def add_commands(subparsers):
     p.add_argument('file', metavar='FILE')
     p.add_argument('--pipeline', action='append', metavar='SPEC',
                    help='FIELD=OP,OP,... (repeatable) or MODULE:FUNCTION / FILE.py:FUNCTION (see above)')
-    p.add_argument('--workers', type=_positive, metavar='N', help='worker threads (default: one per core)')
-    p.add_argument('--batch-size', type=_positive, default=256, metavar='N',
+    p.add_argument('--workers', type=positive_int_argument, metavar='N', help='worker threads (default: one per core)')
+    p.add_argument('--batch-size', type=positive_int_argument, default=256, metavar='N',
                    help='samples per batch (default: 256, at most the number of samples)')
-    p.add_argument('--batches', type=_positive, metavar='N',
+    p.add_argument('--batches', type=positive_int_argument, metavar='N',
                    help='batches timed per loader measurement (default: about 1.5 s of them)')
     p.add_argument('--order', type=_order, default='random', metavar='ORDER',
                    help='sequential, random (default) or quasi_random')
     p.add_argument('--os-cache', action=argparse.BooleanOptionalAction, default=True,
                    help='read through the OS page cache (default) or the loader\'s own process cache')
-    p.add_argument('--process-cache-limit', type=_size, metavar='SIZE',
+    p.add_argument('--process-cache-limit', type=size_argument, metavar='SIZE',
                    help='with --no-os-cache: bytes of the process cache (default: half the memory available)')
     p.add_argument('--model', metavar='SPEC', help='MODULE:CALLABLE or FILE.py:CALLABLE returning a torch module')
     p.add_argument('--inference', action='store_true', help='time the model forward only (default: forward + '
