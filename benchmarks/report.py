@@ -251,8 +251,9 @@ class Report:
             made.append(self._save(fig, folder, 'arrays.png'))
         jpeg = self.workloads.get('jpeg256', {}).get('results', {})
         if jpeg.get(OURS, {}).get('rates'):
-            threads = sorted([(int(n.split(', ')[1].split()[0]), r['rate']) for n, r in jpeg.items()
-                              if n.startswith('ours, ') and r.get('rates')] + [(self.meta['workers'], jpeg[OURS]['rate'])])
+            fewer = [(int(n.split(', ')[1].split()[0]), r['rate']) for n, r in jpeg.items()
+                     if n.startswith('ours, ') and n.endswith(('thread', 'threads')) and r.get('rates')]
+            threads = sorted(fewer + [(self.meta['workers'], jpeg[OURS]['rate'])])
             fig, ax = plt.subplots(figsize=(5, 4))
             ax.plot([t for t, _ in threads], [r for _, r in threads], 'o-', label='ours')
             one = threads[0][1] / threads[0][0]

@@ -336,7 +336,8 @@ def main():
             'peers': {name: {'versions': p.versions, 'unavailable': p.unavailable} for name, p in peers.items()}}
 
     try:
-        beton256 = jpeg_beton(args.cache_dir, root, paths, 256) if {'jpeg256', 'progressive', 'start'} & set(wanted) else None
+        needs256 = {'jpeg256', 'progressive', 'start'} & set(wanted)
+        beton256 = jpeg_beton(args.cache_dir, root, paths, 256) if needs256 else None
         if beton256:
             data['jpeg256'] = beton_facts(beton256, 'image')
         if 'jpeg256' in wanted:
