@@ -3,9 +3,10 @@
 Work is split into units of (batch, chunk): a chunk is ``chunk_size`` consecutive samples
 (the smallest of the pipelines' :meth:`~ffcv_ops.Pipeline.chunk_size`) of a batch run
 through every pipeline's parallel part. The worker that finishes a batch's last chunk runs
-the pipelines' batch parts (torch operations, device copies) and hands the batch over. Batches are admitted in order, at most ``batches_ahead + 1`` beyond the one
-the consumer holds, each into the ring slot ``batch % (batches_ahead + 2)``: a slot is
-reused only after the consumer has moved past its batch.
+the pipelines' batch parts (torch operations, device copies) and hands the batch over.
+Batches are admitted in order, at most ``batches_ahead + 1`` beyond the one the consumer
+holds, each into the ring slot ``batch % (batches_ahead + 2)``: a slot is reused only after
+the consumer has moved past its batch.
 
 Worker threads reference only this object, never the iterator the user holds: when the
 user drops the iterator (a ``break``), it is collected, which stops and joins the threads.
