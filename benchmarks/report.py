@@ -206,14 +206,15 @@ class Report:
         os.makedirs(folder, exist_ok=True)
         made = []
 
-        def bars(ax, names, workloads, value):
+        def bars(ax, names, workloads, value, labels=None, fontsize=None):
+            """Grouped bars: a group per workload, a bar per contender; ``value(workload, result)``."""
             import numpy as np
             width = 0.8 / max(1, len(names))
             x = np.arange(len(workloads))
             for i, cname in enumerate(names):
-                ys = [value(self.workloads[w]['results'].get(cname, {})) or 0 for w in workloads]
+                ys = [value(w, self.workloads[w]['results'].get(cname, {})) or 0 for w in workloads]
                 ax.bar(x + i * width - 0.4 + width / 2, ys, width, label=cname)
-            ax.set_xticks(x, workloads)
+            ax.set_xticks(x, labels or workloads, fontsize=fontsize)
             ax.legend(fontsize=8)
 
         image = [w for w in ('jpeg256', 'jpeg512', 'progressive192', 'progressive160') if w in self.workloads]
@@ -223,7 +224,7 @@ class Report:
                 names += [n for n, r in self.workloads[w]['results'].items()
                           if not n.startswith('_') and r.get('rates') and n not in names and ', ' not in n]
             fig, ax = plt.subplots(figsize=(9, 4.5))
-            bars(ax, names, image, lambda r: r.get('rate'))
+            bars(ax, names, image, lambda w, r: r.get('rate'))
             ax.set_ylabel('images/s')
             ax.set_title(f"JPEG decode + random resized crop + flip ({self.meta['workers']} threads)")
             made.append(self._save(fig, folder, 'images.png'))
@@ -234,20 +235,12 @@ class Report:
             names = [n for n in ('ours', 'ours, os_cache=False', 'FFCV 1.0.2', 'memory copy', 'copy from page cache')
                      if any(self.workloads[w]['results'].get(n, {}).get('rates') for w in arrays)]
 
-            def gbps(w):
-                field = w.rsplit('_', 1)[0]
-                return lambda r: (r.get('rate') or 0) * d[field]['mean_sample_bytes'] / 1e9
+            def gbps(w, r):
+                return (r.get('rate') or 0) * d[w.rsplit('_', 1)[0]]['mean_sample_bytes'] / 1e9
 
-            import numpy as np
-            width = 0.8 / len(names)
-            x = np.arange(len(arrays))
-            for i, cname in enumerate(names):
-                ys = [gbps(w)(self.workloads[w]['results'].get(cname, {})) for w in arrays]
-                ax.bar(x + i * width - 0.4 + width / 2, ys, width, label=cname)
-            ax.set_xticks(x, [w.replace('_', '\n', 1) for w in arrays], fontsize=8)
+            bars(ax, names, arrays, gbps, labels=[w.replace('_', '\n', 1) for w in arrays], fontsize=8)
             ax.set_ylabel('GB/s')
             ax.set_title('Non-image fields: bandwidth')
-            ax.legend(fontsize=8)
             made.append(self._save(fig, folder, 'arrays.png'))
         jpeg = self.workloads.get('jpeg256', {}).get('results', {})
         if jpeg.get(OURS, {}).get('rates'):

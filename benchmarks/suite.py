@@ -29,6 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 from harness import Contender, all_cores, cpu_model, run_once, run_rounds  # noqa: E402
+from contenders.ceiling import sample_sizes, stored_jpegs  # noqa: E402
 
 WORKLOADS = ('jpeg256', 'jpeg512', 'progressive', 'cifar', 'arrays', 'convert', 'start')
 CIFAR_IMAGES = 50_000
@@ -149,15 +150,16 @@ def stored_jpegs_dir(beton):
     from ffcv_format import Reader
     folder = beton + '.jpegs'
     with Reader(beton) as reader:
-        ptrs = reader.metadata['image']['data_ptr']
-        if os.path.isdir(folder) and len(os.listdir(folder)) == len(ptrs):
+        if os.path.isdir(folder) and len(os.listdir(folder)) == reader.num_samples:
             return folder
+    reader, jpegs = stored_jpegs(beton)
+    with reader:
         tmp = folder + '.tmp'
         shutil.rmtree(tmp, ignore_errors=True)
         os.makedirs(tmp)
-        for i, ptr in enumerate(ptrs):
+        for i, jpeg in enumerate(jpegs):
             with open(os.path.join(tmp, f'{i:07d}.jpg'), 'wb') as f:
-                f.write(reader.read(int(ptr), reader.allocation_size(int(ptr))))
+                f.write(jpeg)
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(tmp, folder)
     return folder
@@ -234,20 +236,13 @@ def array_beton(cache, name, seed=0):
     return beton
 
 
-def _pointer_column(names):
-    return 'data_ptr' if 'data_ptr' in names else 'ptr'   # images / bytes
-
-
 def beton_facts(beton, field):
     from ffcv_format import Reader
     with Reader(beton) as reader:
         meta = reader.metadata[field]
-        names = meta.dtype.names or ()
-        ptrs = meta[_pointer_column(names)] if names else meta  # NDArray: the pointer column alone
-        sizes = np.array([reader.allocation_size(int(p)) for p in ptrs])
         facts = {'file_bytes': os.path.getsize(beton), 'samples': int(reader.num_samples),
-                 'mean_sample_bytes': float(sizes.mean())}
-        if 'height' in names:
+                 'mean_sample_bytes': float(sample_sizes(reader, field).mean())}
+        if 'height' in (meta.dtype.names or ()):
             facts['median_size'] = [int(np.median(meta['width'])), int(np.median(meta['height']))]
     return facts
 

@@ -20,15 +20,28 @@ import numpy as np
 from contenders.dataloader import rrc_box
 
 
+def sample_pointers(reader, field):
+    """Where each sample of ``field`` is stored: the pointer column of its metadata (images:
+    ``data_ptr``; Bytes: ``ptr``; an NDArray field's metadata is the pointer column itself)."""
+    meta = reader.metadata[field]
+    names = meta.dtype.names or ()
+    return meta['data_ptr'] if 'data_ptr' in names else meta['ptr'] if 'ptr' in names else meta
+
+
+def sample_sizes(reader, field):
+    """Bytes stored for each sample of ``field`` (int64 array)."""
+    return np.array([reader.allocation_size(int(p)) for p in sample_pointers(reader, field)], dtype=np.int64)
+
+
 def stored_jpegs(path):
     """The JPEG bytes of every image stored in the .beton at ``path`` (read-only views)."""
     from ffcv_format import Reader
     from ffcv_format.fields.image import MODE_JPEG
     reader = Reader(path)
-    meta = reader.metadata['image']
-    if not np.all(meta['mode'] == MODE_JPEG):
+    if not np.all(reader.metadata['image']['mode'] == MODE_JPEG):
         raise ValueError(f"{path}: not every image is stored as JPEG")
-    return reader, [reader.read(int(ptr), reader.allocation_size(int(ptr))) for ptr in meta['data_ptr']]
+    return reader, [reader.read(int(ptr), reader.allocation_size(int(ptr)))
+                    for ptr in sample_pointers(reader, 'image')]
 
 
 def decode_crop_flip(cv2, jpegs, order, rand, batch, scratch, size):
@@ -93,11 +106,7 @@ class MemCopy:
     def __init__(self, spec):
         from ffcv_format import Reader
         reader = Reader(spec['beton'])
-        meta = reader.metadata['data']
-        names = meta.dtype.names or ()
-        # Bytes: (ptr, size) columns; NDArray: the pointer column alone
-        ptrs = meta['ptr'] if 'ptr' in names else meta
-        sizes = np.array([reader.allocation_size(int(p)) for p in ptrs], dtype=np.int64)
+        ptrs, sizes = sample_pointers(reader, 'data'), sample_sizes(reader, 'data')
         self.n = len(sizes)
         self.batch = batch = spec['batch_size']
         self.batch_bytes = [int(sizes[i:i + batch].sum()) for i in range(0, self.n - batch + 1, batch)]
