@@ -17,9 +17,6 @@ from ffcv_format.fields.image import (
     IMAGE_METADATA,
     MAX_SIDE,
     MODE_JPEG,
-    MODE_RAW,
-    encode_jpeg,
-    encode_png,
     target_size,
 )
 
@@ -279,13 +276,7 @@ class SourceImageField(ImageField):
     def _compress(self, image, sample_id):
         height, width = image.shape[:2]
         mode = self._mode_for(height, width, sample_id)
-        if mode == MODE_RAW:
-            data = np.ascontiguousarray(image).reshape(-1)
-        elif mode == MODE_JPEG:
-            data = encode_jpeg(image, self.jpeg_quality)
-        else:
-            data = encode_png(image)
-        return StoredImage(mode, height, width, data)
+        return StoredImage(mode, height, width, self._stored_bytes(image, mode))
 
     # -------------------------------------------------------------- writing
 

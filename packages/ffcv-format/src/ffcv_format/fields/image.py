@@ -231,15 +231,18 @@ class ImageField(Field):
             return MODE_RAW
         return MODE_JPEG if sample_uniform(sample_id) < self.compress_probability else MODE_RAW
 
+    def _stored_bytes(self, image, mode):
+        """What is stored for ``image`` in ``mode``: its raw pixels, or its JPEG or PNG encoding."""
+        if mode == MODE_RAW:
+            return np.ascontiguousarray(image).reshape(-1)
+        if mode == MODE_JPEG:
+            return encode_jpeg(image, self.jpeg_quality)
+        return encode_png(image)
+
     def encode(self, destination, image, malloc):
         image = self._resize(self._as_image(image))
         mode = self._choose_mode(image)
-        if mode == MODE_RAW:
-            data = np.ascontiguousarray(image).reshape(-1)
-        elif mode == MODE_JPEG:
-            data = encode_jpeg(image, self.jpeg_quality)
-        else:
-            data = encode_png(image)
+        data = self._stored_bytes(image, mode)
         ptr, buffer = malloc(data.size)
         buffer[:] = data
         destination['mode'] = mode
