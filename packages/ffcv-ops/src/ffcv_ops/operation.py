@@ -48,10 +48,16 @@ class Operation(ABC):
     - ``compiled``: ``False`` if the code must run as Python (e.g. it calls OpenCV or
       torch); left ``None``, code is compiled with numba when the output state has
       ``jit_mode=True``.
+    - ``random_stream``: a name; operations with the same name receive the same seed
+      (from the loader's seed and the epoch alone), wherever they are in a loader's
+      pipelines, so that they draw the same numbers for the same sample (``ImageMixup``
+      and ``LabelMixup`` pair samples alike). Left ``None``, an operation's seed also
+      depends on its pipeline and position.
     """
 
     is_parallel: Optional[bool] = None
     compiled: Optional[bool] = None
+    random_stream: Optional[str] = None
     metadata = None
     memory_read = None
     field = None

@@ -16,7 +16,7 @@ from numba import njit
 from .allocation_query import AllocationQuery
 from .compiler import Compiler
 from .decoders import Decoder, default_decoder
-from .kernels.random import derive_seed
+from .kernels.random import derive_seed, stream_seed
 from .operation import Operation
 from .state import State
 from .storage import memory_read
@@ -202,7 +202,11 @@ class Pipeline:
         return any(getattr(s.device, 'type', None) == 'cuda' for s in self.states)
 
     def op_seeds(self, seed, epoch, pipeline_index):
-        return [np.uint64(derive_seed(seed, epoch, pipeline_index, k)) for k in range(len(self.operations))]
+        """Each operation's seed at ``epoch``: from (seed, epoch, pipeline, position), or, for an
+        operation with a ``random_stream``, from (seed, epoch, stream) alone."""
+        return [np.uint64(derive_seed(seed, epoch, pipeline_index, k) if op.random_stream is None
+                          else stream_seed(seed, epoch, op.random_stream))
+                for k, op in enumerate(self.operations)]
 
     # ------------------------------------------------------------ running
 

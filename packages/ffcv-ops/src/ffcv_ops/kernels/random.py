@@ -6,6 +6,8 @@ sample with ``sample_key(seed, index)`` and its k-th uniform number with
 ``uniform(key, k)``. No generator state is shared between threads, so results do not depend
 on how samples are spread over worker threads, and a resumed epoch draws the same numbers.
 """
+import hashlib
+
 import numpy as np
 from numba import njit
 
@@ -14,6 +16,8 @@ _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
 _MASK64 = (1 << 64) - 1
+# mixed into named streams' seeds, so that they never equal a (pipeline, position) seed
+_STREAM_SALT = 0x5EED_57AE
 
 
 @njit(nogil=True, cache=True, inline='always')
@@ -51,6 +55,14 @@ def derive_seed(*parts):
     for part in parts:
         z = mix64_py(z ^ mix64_py((int(part) + 0x9E3779B97F4A7C15) & _MASK64))
     return z
+
+
+def stream_seed(seed, epoch, stream):
+    """The seed of the named random ``stream`` at ``epoch``: operations that share a stream
+    (``Operation.random_stream``) draw the same numbers for the same sample, in any pipeline
+    of a loader (e.g. ``ImageMixup`` and ``LabelMixup`` pair the same samples)."""
+    name = int.from_bytes(hashlib.blake2b(str(stream).encode('utf-8'), digest_size=8).digest(), 'little')
+    return derive_seed(seed, epoch, _STREAM_SALT, name)
 
 
 def sample_key_py(seed, index):
