@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from ffcv_format import (BytesField, DatasetWriter, EncodeError, FloatField, ImageField, IntField,
-                         JSONField, NDArrayField, RGBImageField)
+                         JSONField, NDArrayField, OutputExistsError, Reader, RGBImageField)
+from ffcv_format.writer import default_num_workers
 
 
 class Samples:
@@ -47,10 +48,28 @@ def test_ndarray_wrong_dtype(tmp_path):
     assert error.field == 'x'
 
 
-def test_ndarray_wrong_shape(tmp_path):
+def test_ndarray_wrong_number_of_elements(tmp_path):
     fields = {'x': NDArrayField(np.dtype('float32'), (3, 5))}
     expect_encode_error(tmp_path, fields, (np.zeros((3, 5), np.float32),),
-                        (np.zeros((5, 3), np.float32),), "field 'x'", '(3, 5)', '(5, 3)')
+                        (np.zeros((4, 4), np.float32),), "field 'x'", '(3, 5)', '(4, 4)', '15 elements')
+
+
+def test_ndarray_wrong_dtype(tmp_path):
+    fields = {'x': NDArrayField(np.dtype('float32'), (2,))}
+    expect_encode_error(tmp_path, fields, (np.zeros(2, np.float32),), (np.zeros(2, np.float64),),
+                        "field 'x'", 'float32', 'float64')
+
+
+def test_ndarray_any_shape_with_the_same_elements_is_stored_in_the_declared_shape(tmp_path):
+    # FFCV 1.0 accepted these (its linear-regression example stores shape () as (1,))
+    fields = {'x': NDArrayField(np.dtype('float32'), (3, 2)), 'y': NDArrayField(np.dtype('float32'), (1,))}
+    samples = [(np.arange(6, dtype=np.float32).reshape(2, 3), np.array(7, np.float32)),
+               (np.arange(6, dtype=np.float32)[::-1], np.float32(8))]
+    write(tmp_path / 'shapes.beton', fields, samples)
+    reader = Reader(tmp_path / 'shapes.beton')
+    np.testing.assert_array_equal(reader[0][0], np.arange(6, dtype=np.float32).reshape(3, 2))
+    np.testing.assert_array_equal(reader[1][0], np.arange(6, dtype=np.float32)[::-1].reshape(3, 2))
+    assert reader[0][1].tolist() == [7.0] and reader[1][1].tolist() == [8.0]
 
 
 def test_ndarray_not_an_array(tmp_path):
@@ -137,7 +156,9 @@ def test_bad_writer_arguments(tmp_path):
     with pytest.raises(ValueError, match='non-empty'):
         DatasetWriter(path, {})
     with pytest.raises(ValueError, match='num_workers'):
-        DatasetWriter(path, {'a': IntField()}, num_workers=0)
+        DatasetWriter(path, {'a': IntField()}, num_workers=2.5)
+    # as in FFCV 1.0, any value below 1 means all cores
+    assert DatasetWriter(path, {'a': IntField()}, num_workers=0).num_workers == default_num_workers()
     with pytest.raises(IndexError, match='index 10 is out of range'):
         DatasetWriter(path, {'a': IntField()}, progress=False).from_indexed_dataset([(1,)] * 10, indices=[10])
     with pytest.raises(FileNotFoundError, match='directory'):
@@ -163,14 +184,17 @@ def test_bad_field_arguments():
         NDArrayField(np.dtype([('a', 'f4'), ('b', 'i4')]), (2,))
 
 
-def test_existing_file_is_never_replaced_without_overwrite(tmp_path):
+def test_existing_file_is_replaced_by_default_and_kept_with_overwrite_false(tmp_path):
     path = tmp_path / 'x.beton'
     path.write_bytes(b'precious')
-    with pytest.raises(FileExistsError, match='overwrite=True'):
-        DatasetWriter(path, {'a': IntField()})
+    with pytest.raises(FileExistsError, match='overwrite=True') as info:
+        DatasetWriter(path, {'a': IntField()}, overwrite=False)
+    assert isinstance(info.value, OutputExistsError) and info.value.path == str(path)
     assert path.read_bytes() == b'precious'
-    DatasetWriter(path, {'a': IntField()}, overwrite=True, progress=False).from_indexed_dataset([(1,)])
-    assert path.read_bytes()[:2] == b'\x02\x00'
+    DatasetWriter(path, {'a': IntField()}, progress=False).from_indexed_dataset([(1,), (2,)])
+    assert Reader(path).num_samples == 2        # replaced, as FFCV 1.0 and numpy.save do
+    DatasetWriter(path, {'a': IntField()}, progress=False).from_indexed_dataset([(5,)])
+    assert Reader(path)[0] == (5,)
 
 
 def test_failed_write_leaves_existing_file_untouched(tmp_path):

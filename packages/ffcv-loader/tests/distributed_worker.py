@@ -16,7 +16,7 @@ def main(path, rank, world_size, port, out):
                             drop_last=drop_last)
             epochs = []
             for _ in range(2):
-                epochs.append(np.concatenate([b[0][:, 0].copy() for b in loader] or [np.zeros(0, int)]).tolist())
+                epochs.append(np.concatenate([b[0][:, 0].numpy().copy() for b in loader] or [np.zeros(0, int)]).tolist())
             gathered = [None] * world_size
             dist.all_gather_object(gathered, {'epochs': epochs, 'len': len(loader)})
             result[f'{order.name}-{drop_last}'] = gathered

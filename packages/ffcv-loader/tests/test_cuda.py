@@ -24,7 +24,7 @@ def pipelines(device):
 def batches(path, device, **kw):
     loader = Loader(path, batch_size=24, num_workers=2, order=OrderOption.RANDOM, seed=3, drop_last=False,
                     pipelines=pipelines(device), **kw)
-    return [(im.cpu().clone(), lab.copy()) for im, lab in loader], loader
+    return [(im.cpu().clone(), lab.numpy().copy()) for im, lab in loader], loader
 
 
 def test_normalized_batches_on_cpu_match_a_numpy_reference(tmp_path):

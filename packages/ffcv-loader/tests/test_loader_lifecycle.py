@@ -4,6 +4,7 @@ import threading
 
 import numpy as np
 import pytest
+import torch
 from ffcv_loader import Loader, OrderOption
 from ffcv_format import Reader
 from ffcv_loader.memory import sample_pages
@@ -36,7 +37,7 @@ def test_no_thread_growth_after_many_iters_and_early_breaks(paged):
     assert threading.active_count() <= baseline
     assert loader_threads() == []
     # a full epoch after all that still gives every sample
-    ids = np.concatenate([b[0][:, 0].copy() for b in loader])
+    ids = np.concatenate([b[0][:, 0].numpy().copy() for b in loader])
     assert len(set(ids.tolist())) == len(ids) == 576 and set(ids.tolist()) <= set(range(600))
 
 
@@ -60,8 +61,13 @@ def test_new_iter_stops_the_previous_epoch(paged):
     assert len(list(second)) == len(loader)
 
 
+def snapshot(batch):
+    """A batch's outputs copied out of the loader's reused buffers, as numpy arrays."""
+    return tuple(x.numpy().copy() if isinstance(x, torch.Tensor) else np.array(x, copy=True) for x in batch)
+
+
 def collect(loader, epochs):
-    return [[tuple(np.array(x, copy=True) for x in batch) for batch in loader] for _ in range(epochs)]
+    return [[snapshot(batch) for batch in loader] for _ in range(epochs)]
 
 
 @pytest.mark.parametrize('os_cache', [True, False])
@@ -76,7 +82,7 @@ def test_resume_mid_epoch_gives_exactly_the_uninterrupted_batches(tmp_path, os_c
     interrupted = make()
     seen = collect(interrupted, 1)                   # epoch 0 complete
     it = iter(interrupted)
-    seen.append([tuple(np.array(x, copy=True) for x in next(it)) for _ in range(3)])  # 3 batches of epoch 1
+    seen.append([snapshot(next(it)) for _ in range(3)])  # 3 batches of epoch 1
     state = interrupted.state_dict()
     assert state['epoch'] == 1 and state['batch'] == 3
     del it, interrupted

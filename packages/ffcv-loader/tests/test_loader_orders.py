@@ -8,7 +8,7 @@ from ffcv_loader.testing import ids_file
 
 
 def epoch_ids(loader):
-    return [batch[0][:, 0].copy() for batch in loader]
+    return [batch[0][:, 0].numpy().copy() for batch in loader]
 
 
 @pytest.fixture(scope='module')
@@ -63,7 +63,9 @@ def test_bad_arguments_are_named(ids_path):
     with pytest.raises(ValueError, match='batch_size'):
         Loader(ids_path, batch_size=0)
     with pytest.raises(ValueError, match='num_workers'):
-        Loader(ids_path, batch_size=4, num_workers=0)
+        Loader(ids_path, batch_size=4, num_workers='4')
+    with pytest.raises(ValueError, match=r"order_kwargs \['group'\] are not arguments of QuasiRandom.*pages_per_group"):
+        Loader(ids_path, batch_size=4, order=OrderOption.QUASI_RANDOM, order_kwargs={'group': 4})
     with pytest.raises(ValueError, match='outside'):
         Loader(ids_path, batch_size=4, indices=[0, 1000])
     with pytest.raises(ValueError, match='not a field'):

@@ -64,8 +64,18 @@ def test_default_decoders_dropped_fields_and_extra_outputs(images):
         'label2': PipelineSpec('label', transforms=[ToTensor()]),
     })
     label, label2 = next(iter(loader))
-    assert isinstance(label, np.ndarray) and label.shape == (10, 1)        # default IntDecoder
-    assert isinstance(label2, torch.Tensor) and torch.equal(label2, torch.from_numpy(label))
+    # FFCV 1.0's default pipeline: the field's decoder, then ToTensor
+    assert isinstance(label, torch.Tensor) and label.shape == (10, 1) and label.dtype == torch.int64
+    assert label[:, 0].tolist() == list(range(10))
+    assert isinstance(label2, torch.Tensor) and torch.equal(label2, label)
+    assert [type(op).__name__ for op in loader.pipelines[0].operations] == ['IntDecoder', 'ToTensor']
+    # an empty list and a PipelineSpec naming only the field are the default pipeline too
+    for spec in ([], PipelineSpec('label')):
+        default = Loader(path, batch_size=10, num_workers=1, pipelines={'image': None, 'label': spec})
+        assert [type(op).__name__ for op in default.pipelines[0].operations] == ['IntDecoder', 'ToTensor']
+    # a decoder alone stays numpy
+    numpy_labels = Loader(path, batch_size=10, num_workers=1, pipelines={'image': None, 'label': [IntDecoder()]})
+    assert isinstance(next(iter(numpy_labels))[0], np.ndarray)
     with pytest.raises(ValueError, match='nothing to load'):
         Loader(path, batch_size=10, pipelines={'image': None, 'label': None})
     with pytest.raises(ValueError, match='does not have'):
@@ -77,7 +87,7 @@ def test_filter_keeps_matching_samples(images):
     loader = Loader(path, batch_size=16, num_workers=2, drop_last=False, seed=2, order=OrderOption.RANDOM,
                     pipelines={'image': None})
     even = loader.filter('label', lambda label: label % 2 == 0)
-    ids = np.concatenate([b[0][:, 0].copy() for b in even])  # buffers are reused
+    ids = np.concatenate([b[0][:, 0].numpy().copy() for b in even])  # buffers are reused
     assert np.array_equal(np.sort(ids), np.arange(0, 200, 2))
     assert len(even) == 7 and even.seed == loader.seed
     with pytest.raises(ValueError, match='not a field'):

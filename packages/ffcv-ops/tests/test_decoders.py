@@ -3,13 +3,13 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from ffcv_format import (BytesField, FloatField, IntField, JSONField, NDArrayField, TorchTensorField)
+from ffcv_format import (BytesField, Field, FloatField, IntField, JSONField, NDArrayField, TorchTensorField)
+from ffcv_format.fields import base as field_base
 from ffcv_format.testing import write_dataset
 
 from ffcv_ops import (BytesDecoder, CenterCropRGBImageDecoder, FloatDecoder, IntDecoder, NDArrayDecoder,
-                      RandomResizedCropRGBImageDecoder, SimpleRGBImageDecoder, ToTensor, default_decoder,
+                      RandomResizedCropRGBImageDecoder, SimpleRGBImageDecoder, Squeeze, ToTensor, default_decoder,
                       register_default_decoder)
-from ffcv_ops.decoders import registry
 from ffcv_ops.kernels.crop import random_resized_crop_box
 from ffcv_ops.kernels.random import sample_key
 from ffcv_ops.testing import make_pipeline, run_batch, run_pipeline, storage_state_of
@@ -52,11 +52,22 @@ def test_scalar_decoders(values_file, field, decoder, dtype):
     np.testing.assert_array_equal(out[:, 0], expected)
 
 
-def test_scalar_fields_get_their_decoder_by_default(values_file):
+def test_an_empty_pipeline_is_ffcv1s_default_pipeline(values_file):
     indices = shuffled(NUM, 1)[:21]
+    pipeline = make_pipeline(values_file, 'int', [])
+    assert [type(op).__name__ for op in pipeline.operations] == ['IntDecoder', 'ToTensor']
     out = run_pipeline(values_file, 'int', [], indices)
-    assert out.dtype == np.int64
+    assert isinstance(out, torch.Tensor) and out.dtype == torch.int64
     assert out[:, 0].tolist() == [values_file.read_field(i, 'int') for i in indices]
+
+
+def test_transforms_without_a_decoder_get_the_default_decoder_only(values_file):
+    indices = shuffled(NUM, 1)[:21]
+    pipeline = make_pipeline(values_file, 'int', [Squeeze()])
+    assert [type(op).__name__ for op in pipeline.operations] == ['IntDecoder', 'Squeeze']
+    out = run_pipeline(values_file, 'int', [Squeeze()], indices)
+    assert isinstance(out, np.ndarray) and out.dtype == np.int64
+    assert out.tolist() == [values_file.read_field(i, 'int') for i in indices]
 
 
 def test_bytes_decoder_pads_rows_with_zeros(values_file):
@@ -118,14 +129,14 @@ def test_simple_image_decoder(same_size_file, field):
 
 
 def test_simple_image_decoder_refuses_images_of_several_sizes(jpeg_file):
-    with pytest.raises(ValueError, match=r"SimpleRGBImageDecoder needs images of one size.*"
+    with pytest.raises(TypeError, match=r"SimpleRGBImageDecoder needs images of one size.*"
                                          r"RandomResizedCropRGBImageDecoder or CenterCropRGBImageDecoder"):
         run_pipeline(jpeg_file, 'image', [SimpleRGBImageDecoder()], np.arange(4))
 
 
 def center_crop_reference(image, output_size, ratio):
     h, w = image.shape[:2]
-    side = round(ratio * min(h, w))
+    side = int(ratio * min(h, w))     # FFCV 1.0's rule
     top, left = (h - side) // 2, (w - side) // 2
     crop = image[top:top + side, left:left + side]
     out = cv2.resize(crop, output_size[::-1], interpolation=cv2.INTER_AREA)
@@ -275,13 +286,22 @@ def test_register_default_decoder_and_the_field_hook(values_file):
         def get_decoder_class(self):
             return LabelDecoder
 
-    before = list(registry._DEFAULTS)
+    before = list(field_base._DECODER_CLASSES)
     try:
         register_default_decoder(Labels, LabelDecoder)
         assert type(default_decoder(Labels())) is LabelDecoder
+        assert Labels().get_decoder_class() is LabelDecoder      # FFCV 1.0's hook answers too
         assert type(default_decoder(IntField())) is IntDecoder
     finally:
-        registry._DEFAULTS[:] = before
+        field_base._DECODER_CLASSES[:] = before
     assert type(default_decoder(HookedField())) is LabelDecoder
+    assert IntField().get_decoder_class() is IntDecoder
     with pytest.raises(TypeError, match=r"no default decoder for a object"):
         default_decoder(object())
+
+    class Unregistered(Field):
+        metadata_type = np.dtype('<u4')
+        from_binary = to_binary = encode = None
+
+    with pytest.raises(TypeError, match=r"no default decoder for a Unregistered"):
+        default_decoder(Unregistered())

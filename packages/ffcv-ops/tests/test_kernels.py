@@ -114,9 +114,11 @@ def test_center_crop_boxes():
     out = np.empty((5, 4), np.int64)
     center_crop_boxes(heights, widths, 0.875, out)
     for (top, left, h, w), H, W in zip(out, heights, widths):
-        side = max(1, round(0.875 * min(H, W)))
+        side = max(1, int(0.875 * min(H, W)))     # FFCV 1.0's rule: truncated, not rounded
         assert (h, w) == (side, side)
         assert (top, left) == ((H - side) // 2, (W - side) // 2)
+    # 0.875 * 100 = 87.5: FFCV 1.0 crops 87 pixels (rounding would give 88); 0.875 * 31 = 27.1
+    assert out[0].tolist() == [6, 56, 87, 87] and out[2].tolist() == [2, 31, 27, 27]
 
 
 def test_counter_based_randomness_matches_its_python_twin():

@@ -6,11 +6,13 @@ this one: each has ``add_commands(subparsers)``, which adds its subcommands with
 returns an exit code; it raises on failure and the dispatcher prints one line.
 """
 import argparse
+import functools
 import json
 import os
 import sys
 import time
 
+from ffcv_format import OutputExistsError
 from ffcv_format.units import positive_int_argument, size_argument
 
 __all__ = ['add_commands']
@@ -112,6 +114,20 @@ def _add_convert(subparsers):
     p.set_defaults(run=run_convert)
 
 
+def _overwrite_flag(run):
+    """``run`` with the command line's words for an existing output: the flag, not the
+    Python argument."""
+    @functools.wraps(run)
+    def checked(args):
+        try:
+            return run(args)
+        except OutputExistsError as e:
+            raise OutputExistsError(e.path, 'add --overwrite to replace it') from None
+
+    return checked
+
+
+@_overwrite_flag
 def run_convert(args):
     from .conversion import convert, work_dir_for
     image_options = {'write_mode': args.write_mode, 'max_resolution': args.max_resolution,
@@ -268,6 +284,7 @@ def _add_combine(subparsers):
     p.set_defaults(run=run_append)
 
 
+@_overwrite_flag
 def run_concat(args):
     from .combine import concat
     count = concat(args.files, args.output, overwrite=args.overwrite)
@@ -291,6 +308,7 @@ def _read_indices(args):
     return parse_indices(text, length)
 
 
+@_overwrite_flag
 def run_subset(args):
     from .combine import subset
     indices = _read_indices(args)
@@ -299,6 +317,7 @@ def run_subset(args):
     return 0
 
 
+@_overwrite_flag
 def run_append(args):
     from .combine import append
     count = append(args.base, args.additions, args.output, overwrite=args.overwrite)

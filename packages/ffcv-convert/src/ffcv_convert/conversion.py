@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 
 import numpy as np
-from ffcv_format import DatasetWriter, Field
+from ffcv_format import DatasetWriter, Field, OutputExistsError
 from ffcv_format.atomic import write_text_atomically
 from ffcv_format.spec import DEFAULT_PAGE_SIZE
 from ffcv_format.writer import default_num_workers
@@ -449,7 +449,7 @@ def convert(source, dst, fields=None, *, keys=None, image_options=None, to_field
         raise FileNotFoundError(f"the folder of the destination {dst!r} does not exist")
     work = work_dir_for(dst)
     if not overwrite and os.path.lexists(dst) and not os.path.isdir(work):
-        raise FileExistsError(f"{dst!r} already exists; pass overwrite=True (--overwrite) to replace it")
+        raise OutputExistsError(dst)
     image_options = dict(DEFAULT_IMAGE_OPTIONS, **(image_options or {}))
 
     source = open_source(source, kind=kind, storage_options=storage_options, path_column=path_column,
@@ -480,7 +480,7 @@ def convert(source, dst, fields=None, *, keys=None, image_options=None, to_field
     if not overwrite and os.path.lexists(dst):
         finished = _finished_before(dst, work, state, plan, specs)
         if finished is None:
-            raise FileExistsError(f"{dst!r} already exists; pass overwrite=True (--overwrite) to replace it")
+            raise OutputExistsError(dst)
         say(f"{dst} was already converted (the previous run stopped while cleaning up); "
             f"removed the leftover {work}")
         return finished

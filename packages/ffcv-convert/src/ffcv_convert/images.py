@@ -210,6 +210,10 @@ class SourceImageField(ImageField):
     counts or PNG), so any reader reads the file. Arrays and PIL images are accepted too.
     """
 
+    @property
+    def type_id(self):
+        return self.image_type_id()   # the built-in image types, not an application-defined one
+
     def __init__(self, write_mode='raw', max_resolution=None, smart_threshold=None,
                  jpeg_quality=90, compress_probability=0.5, *, min_resolution=None,
                  interpolation='area', channels=3, keep_jpeg=False):

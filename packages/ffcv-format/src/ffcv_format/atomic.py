@@ -4,6 +4,8 @@ import errno
 import os
 import secrets
 
+from .errors import OutputExistsError
+
 
 class AtomicFile:
     """Write ``path`` through a hidden temporary file; ``commit()`` publishes, ``abort()`` discards.
@@ -23,7 +25,7 @@ class AtomicFile:
         if os.path.isdir(self.path):
             raise IsADirectoryError(f"{os.fspath(path)!r} is a directory")
         if not overwrite and os.path.lexists(self.path):
-            raise FileExistsError(f"{os.fspath(path)!r} already exists; pass overwrite=True to replace it")
+            raise OutputExistsError(os.fspath(path))
         self.temp_dir = os.path.abspath(temp_dir or directory)
         self.temp_path = None
         self.fd = None
@@ -64,8 +66,8 @@ class AtomicFile:
                 try:
                     self._link(self.path)
                 except FileExistsError:
-                    raise FileExistsError(f"{self.path!r} appeared while writing; pass overwrite=True "
-                                          "to replace it") from None
+                    raise OutputExistsError(self.path, 'it appeared while writing; pass overwrite=True '
+                                                       'to replace it') from None
                 if self.temp_path is not None:
                     os.unlink(self.temp_path)
             self.temp_path = None

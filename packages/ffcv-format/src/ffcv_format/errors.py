@@ -16,3 +16,15 @@ class EncodeError(ValueError):
         super().__init__(message)
         self.sample_id = sample_id
         self.field = field
+
+
+class OutputExistsError(FileExistsError):
+    """The output file exists and replacing it was not asked for.
+
+    ``path`` is the file. The message says how to replace it from Python
+    (``overwrite=True``); command lines say their own flag instead (``--overwrite``).
+    """
+
+    def __init__(self, path, how='pass overwrite=True to replace it'):
+        super().__init__(f"{path!r} already exists; {how}")
+        self.path = path

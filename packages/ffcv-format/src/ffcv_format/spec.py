@@ -37,10 +37,20 @@ CUSTOM_TYPE_ID = 255
 
 
 def metadata_type(field_metadata_types, names=None):
-    """The dtype of one metadata row: the fields' metadata dtypes as an aligned struct."""
+    """The dtype of one metadata row: the fields' metadata dtypes as an aligned struct.
+
+    Members are named after the fields (``names``) and also reachable by FFCV 1.0's
+    positional names ``'f0'``, ``'f1'``, ... (numpy field titles), except a positional name
+    that is also the name of a field (that name then means the field).
+    """
+    positional = [f'f{i}' for i in range(len(field_metadata_types))]
     if names is None:
-        names = [f'f{i}' for i in range(len(field_metadata_types))]
-    return np.dtype(list(zip(names, field_metadata_types)), align=True)
+        return np.dtype(list(zip(positional, field_metadata_types)), align=True)
+    names = list(names)
+    taken = set(names)
+    members = [((title, name) if title not in taken and title != name else name, dtype)
+               for title, name, dtype in zip(positional, names, field_metadata_types)]
+    return np.dtype(members, align=True)
 
 
 def metadata_start(num_fields):

@@ -1,5 +1,6 @@
 """DatasetWriter: encode samples into a `.beton` file in parallel, atomically."""
 from concurrent.futures import ThreadPoolExecutor
+import inspect
 import operator
 import os
 import queue
@@ -9,11 +10,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .atomic import AtomicFile
-from .errors import EncodeError
+from .errors import EncodeError, OutputExistsError
 from .fields.base import Field, _set_current_sample_id
+from .memory_allocator import MemoryAllocator, PageCounter, SampleDoesNotFit, pwrite_all
 from .spec import (ALLOC_TABLE_TYPE, CURRENT_VERSION, DEFAULT_PAGE_SIZE, FIELD_ARGS_BYTES,
                    FIELD_DESC_TYPE, FIELD_NAME_MAX_BYTES, HEADER_TYPE, align_up, check_page_size,
-                   metadata_start, metadata_type, page_size_for)
+                   metadata_start, metadata_type)
 
 
 def default_num_workers():
@@ -23,75 +25,32 @@ def default_num_workers():
         return os.cpu_count() or 1
 
 
-def _pwrite_all(fd, data, offset):
-    view = memoryview(data).cast('B')
-    while view.nbytes:
-        written = os.pwrite(fd, view, offset)
-        view = view[written:]
-        offset += written
-
-
 class _Cancelled(Exception):
     pass
 
 
-class _PageAllocator:
-    """One worker's current page. Allocations never cross a page boundary."""
+class _Shard:
+    """The samples of one WebDataset shard, read when iterated (in a writer thread)."""
 
-    def __init__(self, state):
-        self.state = state
-        self.page = np.zeros(state.page_size, dtype=np.uint8)
-        self.page_index = None
-        self.offset = 0
-        self.sample_id = 0
-        self.field_index = 0
-        self.entries = []          # flat [sample_id, ptr, size, ...]
-        self.allocating_fields = set()
+    def __init__(self, shard, count, samples_of):
+        self.shard, self.count, self.samples_of = shard, count, samples_of
 
-    def malloc(self, size):
-        size = operator.index(size)
-        state = self.state
-        if size < 0:
-            raise ValueError(f"cannot allocate {size} bytes")
-        if size > state.page_size:
-            raise ValueError(
-                f"needs {size} bytes but page_size is {state.page_size} bytes; "
-                f"use DatasetWriter(..., page_size={page_size_for(size)}) or larger")
-        footprint = max(size, 1)  # zero-size allocations still get a distinct pointer
-        if self.page_index is None or self.offset + footprint > state.page_size:
-            self.flush()
-            self.page_index = state.new_page()
-            self.offset = 0
-        ptr = state.data_start + self.page_index * state.page_size + self.offset
-        buffer = self.page[self.offset:self.offset + size]
-        self.offset += footprint
-        self.entries += (self.sample_id, ptr, size)
-        self.allocating_fields.add(self.field_index)
-        return ptr, buffer
+    def __len__(self):
+        return self.count
 
-    def flush(self):
-        if self.page_index is None:
-            return
-        state = self.state
-        _pwrite_all(state.fd, self.page, state.data_start + self.page_index * state.page_size)
-        self.page[:self.offset] = 0
-        self.page_index = None
-        self.offset = 0
+    def __iter__(self):
+        return iter(self.samples_of(self.shard))
+
+    def __repr__(self):
+        return f"shard {self.shard!r}"
 
 
-class _WriteState:
-    def __init__(self, fd, page_size, data_start):
-        self.fd = fd
-        self.page_size = page_size
-        self.data_start = data_start
-        self.num_pages = 0
-        self.lock = threading.Lock()
-
-    def new_page(self):
-        with self.lock:
-            index = self.num_pages
-            self.num_pages += 1
-            return index
+def _webdataset_options(dataset_class):
+    """Open one shard as it is: no shuffling, no splitting by node or worker, no complaint
+    about a shard whose pipeline keeps nothing (the options this webdataset version has)."""
+    wanted = dict(shardshuffle=False, nodesplitter=None, workersplitter=None, empty_check=False)
+    accepted = inspect.signature(dataset_class.__init__).parameters
+    return {name: value for name, value in wanted.items() if name in accepted}
 
 
 class DatasetWriter:
@@ -104,21 +63,24 @@ class DatasetWriter:
     ...                                       'label': IntField()})
     >>> writer.from_indexed_dataset(my_dataset)  # doctest: +SKIP
 
-    Samples are encoded by ``num_workers`` threads (all cores by default). The file
-    appears at ``path`` only once it is complete: an interrupted or failed write leaves
-    nothing there, and an existing file is replaced only with ``overwrite=True``.
+    Samples are encoded by ``num_workers`` threads (all cores by default, or for any value
+    below 1, as in FFCV 1.0). The file appears at ``path`` only once it is complete: an
+    interrupted or failed write leaves nothing there. An existing file is replaced, as FFCV
+    1.0 (and ``numpy.save``, ``torch.save``) do, but atomically: until the new file is
+    complete the old one stays as it was, and a killed writer leaves it intact;
+    ``overwrite=False`` refuses to replace it (``FileExistsError`` when the writer is made).
     """
 
     def __init__(self, fname, fields, page_size=DEFAULT_PAGE_SIZE, num_workers=-1, *,
-                 progress=True, overwrite=False):
+                 progress=True, overwrite=True):
         self.fname = os.fspath(fname)
         self.fields = self._check_fields(fields)
         check_page_size(page_size)
         self.page_size = int(page_size)
-        if num_workers == -1:
+        if not isinstance(num_workers, (int, np.integer)) or isinstance(num_workers, bool):
+            raise ValueError(f"num_workers must be an integer (-1: all cores), got {num_workers!r}")
+        if num_workers < 1:
             num_workers = default_num_workers()
-        if not isinstance(num_workers, (int, np.integer)) or num_workers < 1:
-            raise ValueError(f"num_workers must be a positive integer or -1 (all cores), got {num_workers!r}")
         self.num_workers = int(num_workers)
         self.progress = progress
         self.overwrite = overwrite
@@ -126,7 +88,7 @@ class DatasetWriter:
         self.metadata_type = metadata_type([f.metadata_type for f in self.fields.values()], self.names)
         self._descriptors = self._field_descriptors()
         if not overwrite and os.path.lexists(self.fname):
-            raise FileExistsError(f"{self.fname!r} already exists; pass overwrite=True to replace it")
+            raise OutputExistsError(self.fname)
 
     @staticmethod
     def _check_fields(fields):
@@ -216,6 +178,33 @@ class DatasetWriter:
 
         self._write(chunks(), None, hint, known_length=False)
 
+    def from_webdataset(self, shards, pipeline):
+        """Write the samples of WebDataset ``shards`` (tar files: paths or URLs), shard after
+        shard, as FFCV 1.0 does: each shard is opened with ``webdataset.WebDataset`` and turned
+        into samples (tuples, one value per field) by ``pipeline(dataset)``, e.g.
+        ``lambda ds: ds.decode('rgb8').to_tuple('jpg', 'cls')``.
+
+        Shards are read in parallel, each twice: once to count its samples (so that every
+        sample's place is known), once to write them. Needs the ``webdataset`` package.
+        (``ffcv convert`` reads WebDataset shards too, resumably, without a pipeline.)
+        """
+        try:
+            import webdataset
+        except ImportError:
+            raise ImportError("DatasetWriter.from_webdataset needs the webdataset package: "
+                              "pip install webdataset") from None
+        shards = [os.fspath(shard) for shard in shards]
+        options = _webdataset_options(webdataset.WebDataset)
+
+        def samples_of(shard):
+            return pipeline(webdataset.WebDataset(shard, **options))
+
+        with ThreadPoolExecutor(self.num_workers, thread_name_prefix='ffcv-shard-counter') as pool:
+            counts = list(pool.map(lambda shard: sum(1 for _ in samples_of(shard)), shards))
+        starts = np.cumsum([0] + counts)[:-1]
+        chunks = ((int(start), _Shard(shard, count, samples_of)) for start, shard, count in zip(starts, shards, counts))
+        self._write(chunks, None, int(sum(counts)), known_length=True)
+
     @staticmethod
     def _check_chunksize(chunksize):
         if not isinstance(chunksize, (int, np.integer)) or chunksize < 1:
@@ -237,9 +226,11 @@ class DatasetWriter:
         row_size = self.metadata_type.itemsize
         meta_start = metadata_start(len(self.fields))
         data_start = align_up(meta_start + length * row_size, self.page_size)
-        state = _WriteState(fd, self.page_size, data_start)
-        _pwrite_all(fd, self._descriptors, HEADER_TYPE.itemsize)
-        allocators = [_PageAllocator(state) for _ in range(self.num_workers)]
+        pages = PageCounter()
+        pwrite_all(fd, self._descriptors, HEADER_TYPE.itemsize)
+        allocators = [MemoryAllocator(self.fname, data_start, self.page_size, fd=fd, next_page=pages)
+                      for _ in range(self.num_workers)]
+        allocating = set()    # indices of the fields that allocated data
         idle = queue.SimpleQueue()
         for allocator in allocators:
             idle.put(allocator)
@@ -260,7 +251,7 @@ class DatasetWriter:
                     num_samples += self._collect(completed.get(), fd, meta_start, known_length,
                                                  metadata_chunks, bar)
                     in_flight -= 1
-                future = executor.submit(self._encode_chunk, start, items, get, idle, cancel)
+                future = executor.submit(self._encode_chunk, start, items, get, idle, cancel, allocating)
                 in_flight += 1
                 future.add_done_callback(completed.put)
             while in_flight:
@@ -274,23 +265,24 @@ class DatasetWriter:
             executor.shutdown(wait=True, cancel_futures=True)
             bar.close()
         for allocator in allocators:
-            allocator.flush()
+            allocator.flush_page()
 
         needed_start = align_up(meta_start + num_samples * row_size, self.page_size)
-        table = self._allocation_table(allocators)
-        if state.num_pages and needed_start > data_start:
+        if pages.count and needed_start > data_start:
             # from_iterable got more samples than room was left for: move the pages.
-            self._relocate(state, allocators, needed_start - data_start, metadata_chunks, table)
-            data_start = state.data_start
+            self._relocate(fd, pages.count, data_start, needed_start - data_start, allocators,
+                           metadata_chunks, allocating)
+            data_start = needed_start
+        table = self._allocation_table(allocators)
         if not known_length:
             metadata_chunks.sort(key=lambda chunk: chunk[0])
             for start, metadata in metadata_chunks:
-                _pwrite_all(fd, metadata, meta_start + start * self.metadata_type.itemsize)
-        if state.num_pages:
-            alloc_table_ptr = data_start + state.num_pages * self.page_size
+                pwrite_all(fd, metadata, meta_start + start * self.metadata_type.itemsize)
+        if pages.count:
+            alloc_table_ptr = data_start + pages.count * self.page_size
         else:
             alloc_table_ptr = meta_start + num_samples * row_size
-        _pwrite_all(fd, table, alloc_table_ptr)
+        pwrite_all(fd, table, alloc_table_ptr)
         os.ftruncate(fd, alloc_table_ptr + table.nbytes)
         header = np.zeros(1, dtype=HEADER_TYPE)
         header['version'] = CURRENT_VERSION
@@ -298,29 +290,30 @@ class DatasetWriter:
         header['page_size'] = self.page_size
         header['num_samples'] = num_samples
         header['alloc_table_ptr'] = alloc_table_ptr
-        _pwrite_all(fd, header, 0)
+        pwrite_all(fd, header, 0)
 
     def _collect(self, future, fd, meta_start, known_length, metadata_chunks, bar):
         start, metadata = future.result()
         if known_length:
-            _pwrite_all(fd, metadata, meta_start + start * self.metadata_type.itemsize)
+            pwrite_all(fd, metadata, meta_start + start * self.metadata_type.itemsize)
         else:
             metadata_chunks.append((start, metadata))
         bar.update(len(metadata))
         return len(metadata)
 
-    def _encode_chunk(self, start, items, get, idle, cancel):
+    def _encode_chunk(self, start, items, get, idle, cancel, allocating):
         allocator = idle.get()
         try:
             metadata = np.zeros(len(items), dtype=self.metadata_type)
             columns = [metadata[name] for name in self.names]
             fields = list(self.fields.values())
             num_fields = len(fields)
+            done = 0
             for j, item in enumerate(items):
+                done = j + 1
                 if cancel.is_set():
                     raise _Cancelled()
                 sample_id = start + j
-                allocator.sample_id = sample_id
                 _set_current_sample_id(sample_id)
                 if get is not None:
                     try:
@@ -338,26 +331,40 @@ class DatasetWriter:
                     raise EncodeError(
                         f"{where} has {len(sample)} value(s) but the writer has {num_fields} "
                         f"field(s) {self.names}", sample_id)
-                for k in range(num_fields):
-                    allocator.field_index = k
+                while True:   # a sample that does not fit on its page is encoded again on a fresh one
+                    allocator.set_current_sample(sample_id)
                     try:
-                        fields[k].encode(columns[k][j:j + 1], sample[k], allocator.malloc)
-                    except Exception as e:
-                        raise EncodeError(f"{where}, field {self.names[k]!r} "
-                                          f"({type(fields[k]).__name__}): {e}",
-                                          sample_id, self.names[k]) from e
+                        self._encode_sample(fields, columns, j, sample, allocator, where, sample_id, allocating)
+                        break
+                    except SampleDoesNotFit:
+                        continue
+            if done != len(items):
+                raise EncodeError(f"{items!r} gave {done} samples, {len(items)} were expected "
+                                  f"(it changed while being written?)", start + done)
             return start, metadata
         finally:
             _set_current_sample_id(None)
             idle.put(allocator)
 
+    def _encode_sample(self, fields, columns, j, sample, allocator, where, sample_id, allocating):
+        for k, field in enumerate(fields):
+            allocated = allocator.num_allocations
+            try:
+                field.encode(columns[k][j:j + 1], sample[k], allocator.malloc)
+            except SampleDoesNotFit:
+                raise
+            except Exception as e:
+                raise EncodeError(f"{where}, field {self.names[k]!r} ({type(field).__name__}): {e}",
+                                  sample_id, self.names[k]) from e
+            if allocator.num_allocations != allocated:
+                allocating.add(k)
+
     def _allocation_table(self, allocators):
-        flat = np.concatenate([np.asarray(a.entries, dtype='<u8') for a in allocators])
+        flat = np.concatenate([a.entries() for a in allocators])
         table = flat.view(ALLOC_TABLE_TYPE) if flat.size else np.zeros(0, ALLOC_TABLE_TYPE)
         return np.sort(table, order='ptr')
 
-    def _relocate(self, state, allocators, delta, metadata_chunks, table):
-        allocating = set().union(*(a.allocating_fields for a in allocators))
+    def _relocate(self, fd, num_pages, data_start, delta, allocators, metadata_chunks, allocating):
         for k in allocating:
             field = list(self.fields.values())[k]
             if not field.pointer_names:
@@ -365,17 +372,17 @@ class DatasetWriter:
                     f"field {self.names[k]!r} ({type(field).__name__}) does not declare where it "
                     "stores data pointers (pointer_names), so its pages cannot be moved; "
                     "write with from_indexed_dataset or give the iterable a __len__", None, self.names[k])
-        page = bytearray(state.page_size)
-        for index in reversed(range(state.num_pages)):
-            old = state.data_start + index * state.page_size
-            read = os.preadv(state.fd, [page], old)
-            assert read == state.page_size
-            _pwrite_all(state.fd, page, old + delta)
+        page = bytearray(self.page_size)
+        for index in reversed(range(num_pages)):
+            old = data_start + index * self.page_size
+            read = os.preadv(fd, [page], old)
+            assert read == self.page_size
+            pwrite_all(fd, page, old + delta)
         for _, metadata in metadata_chunks:
             for k in allocating:
                 column = metadata[self.names[k]]
                 for pointer in list(self.fields.values())[k].pointer_names:
                     target = column[pointer] if pointer else column
                     target += np.uint64(delta)
-        table['ptr'] += np.uint64(delta)
-        state.data_start += delta
+        for allocator in allocators:
+            allocator.move_pages(delta)

@@ -27,27 +27,34 @@ class Loader:
 
     - ``fname``: the file.
     - ``batch_size``: samples per batch.
-    - ``num_workers``: worker threads (``-1``: ``Compiler.set_num_threads``'s value if it was
-      called, else one per core this process may use).
+    - ``num_workers``: worker threads (``-1``, or any value below 1 as in FFCV 1.0:
+      ``Compiler.set_num_threads``'s value if it was called, else one per core this process
+      may use).
     - ``os_cache``: ``True`` reads through the OS page cache (memory map, shared by the
       processes on a machine); ``False`` uses the loader's own bounded page cache, read
       ahead with threads (``process_cache_limit`` bytes, default half the free memory).
     - ``order``: ``OrderOption.SEQUENTIAL``, ``RANDOM`` or ``QUASI_RANDOM`` (random, but
-      reading few pages at a time: for the process cache), or a ``TraversalOrder`` subclass.
+      reading few pages at a time: for the process cache), or a ``TraversalOrder`` subclass;
+      ``order_kwargs``: keyword arguments for its constructor (e.g. ``pages_per_group`` of
+      QUASI_RANDOM).
     - ``distributed``: each ``torch.distributed`` rank gets its share of every epoch (every
       sample once across ranks; the last samples are repeated so that ranks have equal
       lengths, as torch's DistributedSampler does).
     - ``seed``: the order's and the augmentations' seed. Same seed, same batches, whatever
       ``num_workers`` is. ``None``: a fresh random seed (0 when distributed, so ranks agree).
     - ``indices``: the sample ids to use (a subset, in this order for SEQUENTIAL).
-    - ``pipelines``: per field, a list of operations (the decoder is optional), ``None`` to
-      leave the field out, or a ``PipelineSpec`` for an extra output made from a field.
-      Fields not named get their default decoder.
+    - ``pipelines``: per field, a list of operations (the decoder is optional; a
+      ``torch.nn.Module`` is wrapped in ``ModuleWrapper``), ``None`` to leave the field out,
+      or a ``PipelineSpec`` for an extra output made from a field. Fields not named (and
+      empty lists) get FFCV 1.0's default pipeline: the field's default decoder, then
+      ``ToTensor()``.
     - ``custom_fields``: field classes for application-defined fields (type 255) by name.
     - ``drop_last``: drop the last, partial batch of an epoch.
     - ``batches_ahead``: batches prepared ahead of the one being consumed.
     - ``recompile``: call every operation's ``generate_code()`` again at each epoch (for
-      operations whose code captures attributes that change between epochs).
+      operations whose code captures attributes that change between epochs). The code is
+      generated when the loader is made (``loader.code``; errors in a pipeline surface
+      there), as in FFCV 1.0.
 
     Iterating gives one tuple per batch, one element per output: the file's fields in
     file order, then extra outputs in the order given.
@@ -61,21 +68,21 @@ class Loader:
     def __init__(self, fname, batch_size, num_workers=-1, os_cache=True,
                  order=OrderOption.SEQUENTIAL, distributed=False, seed=None, indices=None,
                  pipelines=None, custom_fields=None, drop_last=True, batches_ahead=3,
-                 recompile=False, *, process_cache_limit=None):
+                 recompile=False, order_kwargs=None, *, process_cache_limit=None):
         self._init_args = dict(fname=fname, batch_size=batch_size, num_workers=num_workers,
                                os_cache=os_cache, order=order, distributed=distributed, seed=seed,
                                pipelines=pipelines, custom_fields=custom_fields, drop_last=drop_last,
-                               batches_ahead=batches_ahead, recompile=recompile,
+                               batches_ahead=batches_ahead, recompile=recompile, order_kwargs=order_kwargs,
                                process_cache_limit=process_cache_limit)
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        if not isinstance(num_workers, (int, np.integer)) or (num_workers < 1 and num_workers != -1):
-            raise ValueError(f"num_workers must be a positive integer or -1 (all cores), got {num_workers!r}")
+        if not isinstance(num_workers, (int, np.integer)) or isinstance(num_workers, bool):
+            raise ValueError(f"num_workers must be an integer (-1: all cores), got {num_workers!r}")
         if not isinstance(batches_ahead, (int, np.integer)) or batches_ahead < 0:
             raise ValueError(f"batches_ahead must be a non-negative integer, got {batches_ahead!r}")
         self.fname = str(fname)
         self.batch_size = int(batch_size)
-        if num_workers == -1:
+        if num_workers < 1:
             num_workers = Compiler.num_threads or default_num_workers()
         self.num_workers = int(num_workers)
         self.os_cache = bool(os_cache)
@@ -105,7 +112,8 @@ class Loader:
         else:
             self.indices = _check_indices(indices, n)
 
-        self.pipelines = self._build_pipelines(pipelines or {})
+        self.pipeline_specs = self._pipeline_specs(pipelines or {})
+        self.pipelines = self._build_pipelines(self.pipeline_specs)
         self.output_names = [p.name for p in self.pipelines]
         used_fields = sorted({p.source for p in self.pipelines}, key=self.reader.field_names.index)
         # The pages holding each sample are needed only by the process cache and by page-aware
@@ -115,7 +123,9 @@ class Loader:
         self._sample_pages = sample_pages(self.reader, used_fields if needs_pages else [])
 
         self.order_option = order
-        self.traversal_order = make_order(order, loader=self, **self.traversal_arguments())
+        self.order_kwargs = dict(order_kwargs or {})
+        self.traversal_order = make_order(order, loader=self, order_kwargs=self.order_kwargs,
+                                          **self.traversal_arguments())
 
         if self.os_cache:
             self.memory_manager = OSCacheManager(self.reader)
@@ -128,6 +138,8 @@ class Loader:
         self._slots = None
         self._slot_key = None
         self._lock = threading.Lock()
+        self.code = None
+        self.generate_code()
 
     def traversal_arguments(self):
         """What a traversal order is built from (FFCV 1.0 orders receive the loader itself)."""
@@ -137,42 +149,64 @@ class Loader:
 
     # ------------------------------------------------------------ pipelines
 
-    def _build_pipelines(self, specs):
+    def _pipeline_specs(self, pipelines):
+        """``{output name: PipelineSpec}``: the file's fields in file order (those not named get
+        the default pipeline), then extra outputs in the order given (FFCV 1.0's layout)."""
         names = self.reader.field_names
-        for key in specs:
-            spec = specs[key]
+        for key, spec in pipelines.items():
             if key not in names and not isinstance(spec, PipelineSpec) and spec is not None:
                 raise ValueError(f"pipelines has {key!r}, which is not a field of {self.fname} "
                                  f"(fields: {', '.join(names)}); use PipelineSpec(source=...) for an "
                                  f"extra output")
-        result = []
-        extra = [k for k in specs if k not in names]
-        for name in list(names) + extra:
-            spec = specs.get(name, [])
+        specs = {}
+        for name in list(names) + [k for k in pipelines if k not in names]:
+            spec = pipelines.get(name, [])
             if spec is None:
                 continue
             if isinstance(spec, PipelineSpec):
-                source = spec.source
-                if source not in names:
-                    raise ValueError(f"pipeline {name!r} reads field {source!r}, which {self.fname} does not "
-                                     f"have (fields: {', '.join(names)})")
-                ops = ([spec.decoder] if spec.decoder is not None else []) + list(spec.transforms)
+                if spec.source not in names:
+                    raise ValueError(f"pipeline {name!r} reads field {spec.source!r}, which {self.fname} "
+                                     f"does not have (fields: {', '.join(names)})")
             else:
-                source = name
                 if isinstance(spec, Operation):
                     spec = [spec]
-                ops = list(spec)
-            pipeline = Pipeline(name, source, self.reader.handlers[source], ops,
-                                self.reader.metadata[source])
-            result.append(pipeline)
-        if not result:
+                spec = PipelineSpec(name, transforms=list(spec))
+            specs[name] = spec
+        if not specs:
             raise ValueError("every field was left out (pipelines all None): nothing to load")
+        return specs
+
+    def _build_pipelines(self, specs):
+        result = []
+        for name, spec in specs.items():
+            ops = ([spec.decoder] if spec.decoder is not None else []) + list(spec.transforms)
+            result.append(Pipeline(name, spec.source, self.reader.handlers[spec.source], ops,
+                                   self.reader.metadata[spec.source]))
         decoders = [p.operations[0] for p in result]
         if len({id(d) for d in decoders}) != len(decoders):
             raise ValueError("the same decoder object is used by two pipelines; give each its own")
         return result
 
+    def generate_code(self):
+        """Declare every pipeline and generate (compile) every operation's code: done when the
+        loader is made and, with ``recompile=True``, at every epoch (FFCV 1.0's meaning).
+        ``loader.code`` is the generated code, per pipeline."""
+        for pipeline in self.pipelines:
+            pipeline.declare()
+            pipeline.generate(force=True)
+        self.code = tuple(tuple(step.code for step in p.steps) for p in self.pipelines)
+        return self.code
+
     # ------------------------------------------------------------ epochs
+
+    def next_traversal_order(self):
+        """The sample order of the next epoch (on this rank)."""
+        return self.traversal_order.sample_order(self.next_epoch)
+
+    @property
+    def first_traversal_order(self):
+        """The sample order of epoch 0 (on this rank)."""
+        return self.traversal_order.sample_order(0)
 
     def _batches(self, epoch):
         order = np.asarray(self.traversal_order.sample_order(epoch), dtype=np.int64)
@@ -186,10 +220,12 @@ class Loader:
         return total // self.batch_size if self.drop_last else -(-total // self.batch_size)
 
     def _prepare_slots(self):
-        allocations = [tuple(p.declare()) for p in self.pipelines]
-        for p in self.pipelines:
-            p.generate(force=self.recompile)
-        key = (allocations, self.batch_size)
+        if self.recompile:
+            self.generate_code()
+        else:   # what an operation declares may change between epochs (e.g. output_size)
+            for p in self.pipelines:
+                p.declare()
+        key = ([(tuple(p.allocations), tuple(p.shared_allocations)) for p in self.pipelines], self.batch_size)
         if self._slot_key != key:
             pinned = any(p.needs_pinned_memory() for p in self.pipelines)
             num_slots = self.batches_ahead + 2
@@ -266,27 +302,33 @@ class Loader:
     # ------------------------------------------------------------ filter
 
     def filter(self, field_name, condition):
-        """A new loader over the samples whose ``field_name`` value satisfies ``condition``.
+        """A new loader (same arguments) over the samples for which ``condition`` is true.
 
-        ``condition`` receives the value ``Reader`` gives (e.g. an int for an IntField).
+        As in FFCV 1.0, ``condition`` receives each sample as the field's pipeline makes it
+        (the pipeline given for ``field_name``, else its default one: e.g. a ``(1,)`` tensor
+        for an ``IntField``); the field is read once, in order, to decide.
 
-        >>> cats_and_dogs = loader.filter('label', lambda label: label in (3, 5))
+        >>> cats_and_dogs = loader.filter('label', lambda label: label[0] in (3, 5))
         """
         if field_name not in self.reader.field_names:
             raise ValueError(f"{field_name!r} is not a field of {self.fname} "
                              f"(fields: {', '.join(self.reader.field_names)})")
-        column = self.reader.metadata[field_name]
-        field = self.reader.handlers[field_name]
-        if field.metadata_type.names is None and not getattr(field, 'pointer_names', ()):
-            values = np.asarray(column)[self.indices]
-            keep = np.fromiter((bool(condition(v.item())) for v in values), dtype=bool, count=len(values))
-        else:
-            keep = np.fromiter((bool(condition(self.reader.read_field(int(i), field_name)))
-                                for i in self.indices), dtype=bool, count=len(self.indices))
-        args = dict(self._init_args)
-        args['indices'] = self.indices[keep]
-        args['seed'] = self.seed
-        return Loader(**args)
+        given = self._init_args['pipelines'] or {}
+        pipelines = {name: None for name in self.reader.field_names}
+        pipelines[field_name] = given.get(field_name, [])
+        # every rank reads every sample in order, so that all ranks keep the same ones
+        reading = Loader(**dict(self._init_args, pipelines=pipelines, indices=self.indices,
+                                order=OrderOption.SEQUENTIAL, order_kwargs=None, distributed=False,
+                                drop_last=False, recompile=False))
+        keep = np.zeros(len(self.indices), dtype=bool)
+        position = 0
+        for (batch,) in reading:
+            for sample in batch:
+                keep[position] = bool(condition(sample))
+                position += 1
+        if position != len(self.indices):   # pragma: no cover - the loader yields every sample
+            raise RuntimeError(f"filter read {position} samples of {len(self.indices)}")
+        return Loader(**dict(self._init_args, indices=self.indices[keep], seed=self.seed))
 
     def __del__(self):
         try:
@@ -301,10 +343,11 @@ class Loader:
 
 
 class EpochIterator:
-    """One epoch's batches. Dropping it (or ``close()``) stops its worker threads."""
+    """One epoch's batches. It keeps its loader alive (``for batch in Loader(...)`` yields
+    every batch); dropping the iterator (or ``close()``) stops its worker threads."""
 
     def __init__(self, loader, run, epoch, start, num_batches):
-        self._loader_ref = weakref.ref(loader)
+        self.loader = loader
         self._run = run
         self.epoch = epoch
         self.given = start

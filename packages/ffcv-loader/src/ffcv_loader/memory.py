@@ -9,15 +9,21 @@
   RAM (memory stays bounded by ``limit_bytes``).
 
 Both expose ``storage_state`` (see ``ffcv_ops.storage``) to the decoders, and
-``prepare(pages)``/``wait(ticket)``/``release(ticket)`` to the scheduler.
+``prepare(pages)``/``wait(ticket)``/``release(ticket)`` to the scheduler. FFCV 1.0's API is
+there too, for code that drives a memory manager itself: ``schedule_epoch(batches)`` gives a
+:class:`MemoryContext` (``with context:``, ``context.start_batch(b)``, ``context.state``) and
+``compile_reader()`` the function compiled code reads an allocation with,
+``read(ptr, context.state)``.
 """
 import os
 import threading
-from collections import OrderedDict
+from abc import ABC, abstractmethod
+from collections import OrderedDict, defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 
 import numpy as np
-from ffcv_ops.storage import make_storage_state
+from ffcv_ops.storage import make_storage_state, memory_read
 
 
 def sample_pages(reader, field_names):
@@ -40,16 +46,122 @@ def _sorted_allocations(reader):
     return np.asarray(ptrs, dtype=np.uint64), np.asarray(sizes, dtype=np.uint64)
 
 
-class OSCacheManager:
-    """Reads through the memory map (the OS page cache)."""
+class MemoryContext(AbstractContextManager):
+    """The memory of one epoch's batches (FFCV 1.0's ``MemoryContext``), from
+    ``manager.schedule_epoch(batches)``.
+
+    ``with context:`` holds it; ``context.start_batch(b)`` returns once the data of batch
+    ``b`` (of the batches given) is resident (and lets the pages of earlier batches go);
+    ``context.state`` is what ``manager.compile_reader()``'s function and the decoders read.
+    """
+
+    def __init__(self, manager, batches):
+        self.manager = manager
+        self.batches = batches
+        self._tickets = {}
+
+    @property
+    def state(self):
+        return self.manager.storage_state
+
+    def __enter__(self):
+        return self
+
+    def start_batch(self, batch):
+        for earlier in [b for b in self._tickets if b < batch]:
+            self.manager.release(self._tickets.pop(earlier))
+        if batch not in self._tickets:
+            ids = np.atleast_1d(np.asarray(self.batches[batch], dtype=np.int64))
+            self._tickets[batch] = self.manager.prepare(self.manager.pages_of(ids))
+        self.manager.wait(self._tickets[batch])
+
+    def __exit__(self, *exc):
+        for ticket in self._tickets.values():
+            self.manager.release(ticket)
+        self._tickets.clear()
+        return None
+
+
+class MemoryManager(ABC):
+    """Where the bytes of the samples come from (FFCV 1.0's base class).
+
+    ``storage_state`` is read by decoders; the scheduler calls ``prepare(pages) -> ticket``,
+    ``wait(ticket)``, ``release(ticket)``, ``can_prepare(pages)``. ``ptrs``/``sizes`` are the
+    allocation table sorted by pointer; ``sample_to_pages``/``page_to_samples`` (FFCV 1.0's
+    dicts of sets, built on first use: costly for big files) map samples to the pages holding
+    their data.
+    """
 
     def __init__(self, reader):
         self.reader = reader
+        self.ptrs, self.sizes = _sorted_allocations(reader)
+        self._page_maps = None
+        self._sample_pages = None
+
+    def schedule_epoch(self, batches):
+        """A :class:`MemoryContext` for ``batches`` (a sequence of arrays of sample ids)."""
+        return MemoryContext(self, batches)
+
+    def compile_reader(self):
+        """``read(ptr, state)``: the allocation starting at file offset ``ptr`` (compiled; it
+        runs in numba code and in Python)."""
+        return memory_read
+
+    def pages_of(self, sample_ids):
+        """The pages holding the data of ``sample_ids`` (every field), without repeats."""
+        if self._sample_pages is None:
+            self._sample_pages = sample_pages(self.reader, self.reader.field_names)
+        pages = self._sample_pages[sample_ids]
+        return np.unique(pages[pages >= 0])
+
+    @property
+    def sample_to_pages(self):
+        return self._maps()[0]
+
+    @property
+    def page_to_samples(self):
+        return self._maps()[1]
+
+    def _maps(self):
+        if self._page_maps is None:
+            table = self.reader.alloc_table
+            pages = table['ptr'] // np.uint64(self.reader.page_size)
+            to_pages, to_samples = defaultdict(set), defaultdict(set)
+            for sample, page in zip(table['sample_id'].tolist(), pages.tolist()):
+                to_pages[sample].add(page)
+                to_samples[page].add(sample)
+            self._page_maps = (to_pages, to_samples)
+        return self._page_maps
+
+    @abstractmethod
+    def prepare(self, pages):
+        ...
+
+    @abstractmethod
+    def can_prepare(self, pages):
+        ...
+
+    @abstractmethod
+    def wait(self, ticket):
+        ...
+
+    @abstractmethod
+    def release(self, ticket):
+        ...
+
+    def close(self):
+        pass
+
+
+class OSCacheManager(MemoryManager):
+    """Reads through the memory map (the OS page cache)."""
+
+    def __init__(self, reader):
+        super().__init__(reader)
         num_pages = -(-reader.file_size // reader.page_size)
-        ptrs, sizes = _sorted_allocations(reader)
         self.storage_state = make_storage_state(
             reader._buffer, np.arange(num_pages, dtype=np.int64) * reader.page_size,
-            reader.page_size, ptrs, sizes)
+            reader.page_size, self.ptrs, self.sizes)
 
     def prepare(self, pages):
         return None
@@ -63,8 +175,8 @@ class OSCacheManager:
     def release(self, ticket):
         pass
 
-    def close(self):
-        pass
+    def pages_of(self, sample_ids):
+        return _NO_PAGES   # nothing to make resident: the OS pages the map in
 
     @property
     def resident_bytes(self):
@@ -78,7 +190,10 @@ class _Ticket:
         self.pages, self.futures = pages, futures
 
 
-class ProcessCacheManager:
+_NO_PAGES = np.zeros(0, dtype=np.int64)
+
+
+class ProcessCacheManager(MemoryManager):
     """Reads pages ahead into a bounded pool of page slots of its own.
 
     ``limit_bytes``: memory for cached pages (rounded down to whole pages; at least what the
@@ -86,16 +201,15 @@ class ProcessCacheManager:
     """
 
     def __init__(self, reader, limit_bytes=None, io_threads=8):
-        self.reader = reader
+        super().__init__(reader)
         self.page_size = ps = reader.page_size
         self.num_pages = -(-reader.file_size // ps)
         if limit_bytes is None:
             limit_bytes = min(self.num_pages * ps, _default_limit())
         self.num_slots = max(1, min(self.num_pages, int(limit_bytes) // ps))
         self.arena = np.empty(self.num_slots * ps, dtype=np.uint8)  # untouched slots cost no RSS
-        ptrs, sizes = _sorted_allocations(reader)
         self.storage_state = make_storage_state(self.arena, np.full(self.num_pages, -1, dtype=np.int64),
-                                                ps, ptrs, sizes)
+                                                ps, self.ptrs, self.sizes)
         # where each page lives in the arena (-1: not resident); the decoders read this array
         self.page_offsets = self.storage_state[1]
         self._lock = threading.Lock()

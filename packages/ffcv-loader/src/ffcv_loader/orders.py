@@ -38,11 +38,12 @@ import enum
 import inspect
 import math
 import operator
+from typing import Type, Union
 
 import numpy as np
 
 __all__ = ['OrderOption', 'TraversalOrder', 'Sequential', 'Random', 'QuasiRandom', 'ORDER_TYPES',
-           'make_order']
+           'ORDER_TYPE', 'make_order']
 
 # spawn_key of every SeedSequence made here, so that an order's generator never equals a
 # generator made elsewhere from (seed, epoch, ...) as plain entropy (augmentations, say).
@@ -292,6 +293,9 @@ ORDER_TYPES = {
     OrderOption.QUASI_RANDOM: QuasiRandom,
 }
 
+#: what a Loader's ``order`` may be (FFCV 1.0's name for the type)
+ORDER_TYPE = Union[OrderOption, str, Type[TraversalOrder]]
+
 
 def _order_class(order):
     if isinstance(order, OrderOption):
@@ -321,16 +325,40 @@ def _built_from_loader(cls):
 
 
 def make_order(order, indices, *, seed, distributed=False, rank=0, world_size=1, batch_size=1,
-               drop_last=False, sample_pages=None, loader=None):
+               drop_last=False, sample_pages=None, loader=None, order_kwargs=None):
     """Build the traversal order ``order`` over ``indices``.
 
     ``order`` is an :class:`OrderOption`, its name as a string (case-insensitive, e.g.
     ``'random'`` or ``'quasi_random'``), or a concrete :class:`TraversalOrder` subclass (built
     with the same keyword arguments, or, for an FFCV 1.0 style subclass whose ``__init__``
     takes only the loader, as ``cls(loader)``). Anything else raises ValueError.
+    ``order_kwargs`` go to the order's constructor as further keyword arguments (e.g.
+    ``pages_per_group`` of :class:`QuasiRandom`); an argument it does not take is a ValueError.
     """
     cls = _order_class(order)
+    extra = dict(order_kwargs or {})
+    _check_order_kwargs(cls, extra)
     if loader is not None and _built_from_loader(cls):
-        return cls(loader)
+        return cls(loader, **extra)
     return cls(indices, seed=seed, distributed=distributed, rank=rank, world_size=world_size,
-               batch_size=batch_size, drop_last=drop_last, sample_pages=sample_pages)
+               batch_size=batch_size, drop_last=drop_last, sample_pages=sample_pages, **extra)
+
+
+def _check_order_kwargs(cls, extra):
+    if not extra:
+        return
+    accepted = set()
+    for klass in cls.__mro__:   # subclasses pass **kwargs on to their bases
+        init = klass.__dict__.get('__init__')
+        if init is None:
+            continue
+        params = list(inspect.signature(init).parameters.values())[1:]
+        accepted.update(p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    accepted -= {'indices', 'loader', 'seed', 'distributed', 'rank', 'world_size', 'batch_size', 'drop_last',
+                 'sample_pages'}
+    unknown = sorted(set(extra) - accepted)
+    if unknown:
+        raise ValueError(f"order_kwargs {unknown} are not arguments of {cls.__name__} "
+                         f"(it accepts: {', '.join(sorted(accepted)) or 'none'})")

@@ -83,5 +83,15 @@ class Operation(ABC):
     def declare_state_and_memory(self, previous_state: State) -> Tuple[State, Optional[AllocationQuery]]:
         """The state after this operation, and the output memory it needs (or ``None``)."""
 
+    def declare_shared_memory(self, previous_state: State) -> Optional[AllocationQuery]:
+        """FFCV 1.0's shared memory: a second buffer per batch, set up by the function
+        ``generate_code_for_shared_state()`` returns and passed to the code after the
+        others. None (the default): no shared memory."""
+        return None
+
+    def generate_code_for_shared_state(self) -> Optional[Callable]:
+        """FFCV 1.0's: ``init(shared_memory)``, run on the shared memory before each batch."""
+        return None
+
     def __repr__(self):
         return f"{type(self).__name__}()"

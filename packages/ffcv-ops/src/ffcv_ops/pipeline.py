@@ -7,15 +7,13 @@ buffers. The *batch part* (everything after, e.g. torch operations) runs once on
 batch. Chunks have a fixed size, so the work done for a sample never depends on the number
 of worker threads.
 """
-import inspect
 from typing import List, Optional, Sequence
 
 import numpy as np
-from numba import njit
 
 from .allocation_query import AllocationQuery
 from .compiler import Compiler
-from .decoders import Decoder, default_decoder
+from .adapter import build_operations, decoder_call, transform_call
 from .kernels.random import derive_seed, stream_seed
 from .operation import Operation
 from .state import State
@@ -52,33 +50,11 @@ class PipelineSpec:
         return f"PipelineSpec(source={self.source!r}, decoder={self.decoder!r}, transforms={self.transforms!r})"
 
 
-@njit(nogil=True, cache=True)
-def _seed_numba_random(seed):
-    np.random.seed(seed)
-
-
-def _arity(code):
-    func = getattr(code, 'py_func', code)
-    try:
-        params = inspect.signature(func).parameters.values()
-    except (TypeError, ValueError):
-        return None
-    return sum(1 for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
-
-
-def _is_decoder(op):
-    """Decoders are ``Decoder`` instances; an FFCV 1.0 decoder (a plain ``Operation``) is
-    recognised by an ``is_decoder = True`` attribute or a class name ending in 'Decoder'."""
-    if isinstance(op, Decoder):
-        return True
-    flag = getattr(op, 'is_decoder', None)
-    if flag is not None:
-        return bool(flag)
-    return type(op).__name__.endswith('Decoder')
-
-
 class _Step:
-    __slots__ = ('op', 'code', 'arity', 'parallel', 'compiled', 'alloc', 'state', 'legacy_random')
+    """One operation of a built pipeline: its code as generated (``code``), the same code in
+    the pipeline's uniform call form (``call``, see ``ffcv_ops.adapter``), and whether it
+    runs on chunks in worker threads (``parallel``)."""
+    __slots__ = ('op', 'code', 'call', 'parallel', 'compiled')
 
 
 class Pipeline:
@@ -89,17 +65,10 @@ class Pipeline:
     """
 
     def __init__(self, name, source, field, operations: Sequence[Operation], metadata):
-        operations = list(operations)
-        for op in operations:
-            if not isinstance(op, Operation):
-                raise TypeError(f"pipeline {name!r}: {op!r} is not an Operation")
-        if not operations or not _is_decoder(operations[0]):
-            operations.insert(0, default_decoder(field))
-        for op in operations[1:]:
-            if _is_decoder(op):
-                raise ValueError(f"pipeline {name!r}: the decoder {op!r} must come first")
+        operations = build_operations(name, operations, field)
         self.name, self.source, self.field = name, source, field
         self.operations = operations
+        self.metadata = metadata
         decoder = operations[0]
         decoder.accept_field(field)
         decoder.accept_globals(metadata, memory_read)
@@ -107,15 +76,17 @@ class Pipeline:
         self._generated = False
         self.states: List[State] = []
         self.allocations: List[Optional[AllocationQuery]] = []
+        self.shared_allocations: List[Optional[AllocationQuery]] = []
 
     # ------------------------------------------------------------ per epoch
 
     def declare(self):
         """Ask every operation for its output state and memory; returns the allocations."""
-        state = State(jit_mode=True)
-        states, allocations = [], []
+        state = initial_state()
+        states, allocations, shared = [], [], []
         for op in self.operations:
             try:
+                shared.append(_check_allocation(self.name, op, op.declare_shared_memory(state)))
                 state, alloc = op.declare_state_and_memory(state)
             except Exception as e:
                 wrapped = _in_context(e, f"pipeline {self.name!r}, {op!r}")
@@ -125,11 +96,9 @@ class Pipeline:
             if not isinstance(state, State):
                 raise TypeError(f"pipeline {self.name!r}: {op!r} declared the state {state!r}, not a State "
                                 f"(return (dataclasses.replace(previous_state, ...), allocation))")
-            if alloc is not None and not isinstance(alloc, AllocationQuery):
-                raise TypeError(f"pipeline {self.name!r}: {op!r} declared {alloc!r}, not an AllocationQuery")
             states.append(state)
-            allocations.append(alloc)
-        self.states, self.allocations = states, allocations
+            allocations.append(_check_allocation(self.name, op, alloc))
+        self.states, self.allocations, self.shared_allocations = states, allocations, shared
         return allocations
 
     def generate(self, force=False):
@@ -149,20 +118,20 @@ class Pipeline:
             if not callable(code):
                 raise TypeError(f"pipeline {self.name!r}: {op!r}.generate_code() returned {code!r}")
             step.compiled = op.compiled if op.compiled is not None else state.jit_mode
-            # FFCV 1.0 random operations draw from np.random: reseed it per chunk (numba's
-            # per-thread generator, or numpy's when the compiler is disabled)
-            if not step.compiled:
-                step.legacy_random = None
-            else:
-                step.legacy_random = _seed_numba_random if Compiler.is_enabled else np.random.seed
             if step.compiled:
                 code = Compiler.compile(code)
             step.code = code
-            step.arity = _arity(code)
             if position == 0:
+                step.call = decoder_call(op, code, step.compiled)
                 step.parallel = op.is_parallel is not False
             else:
-                step.parallel = op.is_parallel if op.is_parallel is not None else used_iterator
+                shared = self.shared_allocations[position]
+                shared_init = _shared_state_code(op, step.compiled) if shared is not None else None
+                step.call = transform_call(op, code, step.compiled, shared_init)
+                if shared is not None:   # set up once per batch: runs on the whole batch
+                    step.parallel = False
+                else:
+                    step.parallel = op.is_parallel if op.is_parallel is not None else used_iterator
             steps.append(step)
         self.steps = steps
         self._generated = True
@@ -184,8 +153,9 @@ class Pipeline:
         count), so that results stay the same with any number of workers."""
         sample_bytes = 1
         for alloc in self.allocations[:self.parallel_length]:
-            if alloc is not None and alloc.device is None:
-                sample_bytes = max(sample_bytes, int(np.prod(alloc.shape)) * np.dtype(alloc.dtype).itemsize)
+            for query in _queries(alloc):
+                if _is_numpy_dtype(query.dtype):
+                    sample_bytes = max(sample_bytes, int(np.prod(query.shape)) * np.dtype(query.dtype).itemsize)
         size = CHUNK_SIZE
         while size < MAX_CHUNK_SIZE and size * sample_bytes < CHUNK_BYTES:
             size *= 2
@@ -194,8 +164,9 @@ class Pipeline:
     def allocate(self, batch_size, pinned=False):
         """One ring slot's buffers: one per operation (``None`` where none was asked)."""
         buffers = []
-        for alloc in self.allocations:
-            buffers.append(None if alloc is None else _allocate(alloc, batch_size, pinned))
+        for alloc, shared in zip(self.allocations, self.shared_allocations):
+            own = _allocate_all(alloc, batch_size, pinned)
+            buffers.append(own if shared is None else BufferGroup((own, _allocate_all(shared, batch_size, pinned))))
         return buffers
 
     def needs_pinned_memory(self):
@@ -212,35 +183,24 @@ class Pipeline:
 
     def run_chunk(self, buffers, indices, lo, hi, seeds, storage_state):
         """Run the parallel part on samples ``indices[lo:hi]``; returns the chunk's result."""
-        chunk_indices = indices[lo:hi]
-        x = None
-        for k in range(self.parallel_length):
-            step = self.steps[k]
-            buf = buffers[k]
-            dst = None if buf is None else buf[lo:hi]
-            if step.legacy_random is not None:
-                step.legacy_random(np.uint32(derive_seed(seeds[k], chunk_indices[0] if hi > lo else 0, lo)
-                                             & 0xFFFFFFFF))
-            if k == 0:
-                if step.arity is not None and step.arity >= 5:
-                    x = step.code(chunk_indices, dst, self.operations[0].metadata, storage_state, seeds[0])
-                else:
-                    x = step.code(chunk_indices, dst, self.operations[0].metadata, storage_state)
-            else:
-                x = _call(step, x, dst, chunk_indices, seeds[k])
+        chunk = indices[lo:hi]
+        steps = self.steps
+        buffer = buffers[0]
+        x = steps[0].call(chunk, None if buffer is None else buffer[lo:hi], self.metadata, storage_state,
+                          seeds[0])
+        for k in range(1, self.parallel_length):
+            buffer = buffers[k]
+            x = steps[k].call(x, None if buffer is None else buffer[lo:hi], chunk, seeds[k])
         return x
 
     def finish_batch(self, buffers, indices, chunk_results, chunk_bounds, seeds):
         """Join the chunks' results into the batch and run the batch part on it."""
         n = indices.shape[0]
         x = _join(chunk_results, chunk_bounds, buffers[:self.parallel_length], n)
-        for k in range(self.parallel_length, len(self.steps)):
-            step = self.steps[k]
-            buf = buffers[k]
-            dst = None if buf is None else buf[:n]
-            if step.legacy_random is not None:
-                step.legacy_random(np.uint32(derive_seed(seeds[k], indices[0] if n else 0) & 0xFFFFFFFF))
-            x = _call(step, x, dst, indices, seeds[k])
+        steps = self.steps
+        for k in range(self.parallel_length, len(steps)):
+            buffer = buffers[k]
+            x = steps[k].call(x, None if buffer is None else buffer[:n], indices, seeds[k])
         return x
 
     def __repr__(self):
@@ -259,15 +219,6 @@ def _in_context(error, context):
             error.add_note(context)
         return error
     return wrapped
-
-
-def _call(step, x, dst, indices, seed):
-    arity = step.arity
-    if arity is not None and arity >= 4:
-        return step.code(x, dst, indices, seed)
-    if arity == 3:
-        return step.code(x, dst, indices)
-    return step.code(x, dst)
 
 
 def _same_view(a, b):
@@ -307,12 +258,69 @@ def _page_aligned_empty(shape, dtype, alignment=4096):
     return raw[start:start + nbytes].view(dtype).reshape(shape)
 
 
+def initial_state():
+    """What a pipeline starts from, as FFCV 1.0 defines it: numpy (``jit_mode``) bytes on the
+    CPU (``device`` is ``torch.device('cpu')`` when torch is installed), shape unknown."""
+    try:
+        import torch
+        device = torch.device('cpu')
+    except ImportError:
+        device = None
+    return State(jit_mode=True, device=device, shape=None, dtype=np.dtype('u1'))
+
+
+def _check_allocation(name, op, alloc):
+    for query in _queries(alloc):
+        if not isinstance(query, AllocationQuery):
+            raise TypeError(f"pipeline {name!r}: {op!r} declared {alloc!r}, not an AllocationQuery "
+                            f"(or a sequence of them)")
+    return alloc
+
+
+def _queries(alloc):
+    """The AllocationQuery objects of a declaration: none, one, or a sequence (FFCV 1.0)."""
+    if alloc is None:
+        return ()
+    if isinstance(alloc, (tuple, list)):
+        return tuple(alloc)
+    return (alloc,)
+
+
+def _shared_state_code(op, compiled):
+    code = op.generate_code_for_shared_state()
+    if code is None:
+        return lambda shared: None
+    return Compiler.compile(code) if compiled else code
+
+
+class BufferGroup(tuple):
+    """Several buffers of one operation (FFCV 1.0 lets an operation ask for a sequence of
+    allocations): ``group[lo:hi]`` is the tuple of each buffer's rows ``lo:hi``."""
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):
+            return tuple(None if b is None else b[key] for b in self)
+        return tuple.__getitem__(self, key)
+
+
+def _allocate_all(alloc, batch_size, pinned):
+    if alloc is None:
+        return None
+    if isinstance(alloc, (tuple, list)):
+        return BufferGroup(_allocate(q, batch_size, pinned) for q in alloc)
+    return _allocate(alloc, batch_size, pinned)
+
+
+def _is_numpy_dtype(dtype):
+    return not type(dtype).__module__.startswith('torch')
+
+
 def _allocate(alloc, batch_size, pinned):
-    shape = (batch_size, *alloc.shape)
-    device = alloc.device
+    """A buffer for ``batch_size`` samples: numpy for a numpy dtype (FFCV 1.0's rule, whatever
+    the device), a torch tensor on ``alloc.device`` for a torch dtype."""
+    shape = (batch_size, *(int(s) for s in alloc.shape))
     dtype = alloc.dtype
-    is_numpy_dtype = not type(dtype).__module__.startswith('torch')
-    if device is None and is_numpy_dtype:
+    if _is_numpy_dtype(dtype):
         dtype = np.dtype(dtype)
         if pinned:
             import torch
@@ -320,8 +328,6 @@ def _allocate(alloc, batch_size, pinned):
             return torch.empty(shape, dtype=tdtype, pin_memory=True).numpy()
         return _page_aligned_empty(shape, dtype)
     import torch
-    if is_numpy_dtype:
-        dtype = torch.from_numpy(np.zeros(0, np.dtype(dtype))).dtype
-    device = torch.device('cpu') if device is None else torch.device(device)
+    device = torch.device('cpu') if alloc.device is None else torch.device(alloc.device)
     return torch.empty(shape, dtype=dtype, device=device,
                        pin_memory=bool(pinned and device.type == 'cpu'))

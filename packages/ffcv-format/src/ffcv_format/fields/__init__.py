@@ -1,5 +1,5 @@
 """Field types, and the table from a type id to its field class."""
-from .base import Field, current_sample_id
+from .base import Field, current_sample_id, register_decoder_class
 from .basics import FloatField, IntField
 from .bytes import BytesField, JSONField
 from .image import ImageField, RGBImageField
@@ -19,4 +19,4 @@ TYPE_ID_HANDLER = {
 
 __all__ = ['Field', 'FloatField', 'IntField', 'BytesField', 'JSONField', 'NDArrayField',
            'TorchTensorField', 'RGBImageField', 'ImageField', 'TYPE_ID_HANDLER',
-           'current_sample_id']
+           'current_sample_id', 'register_decoder_class']

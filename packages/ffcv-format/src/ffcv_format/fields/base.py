@@ -2,7 +2,10 @@
 
 The protocol is FFCV 1.0's, so that fields written for it keep working:
 
-- ``TYPE_ID``: the type id stored in the file (255 for application-defined fields).
+- ``TYPE_ID``: the type id stored in the file. As in FFCV 1.0, only the class that declares
+  it is written with it: a subclass declaring no ``TYPE_ID`` of its own (say, an
+  ``NDArrayField`` with its own ``encode``) is application-defined, type 255, and is read
+  back with ``custom_handlers`` / the loader's ``custom_fields``.
 - ``metadata_type``: the numpy dtype of the field's part of a metadata row.
 - ``to_binary()`` / ``from_binary(arguments)``: the field's 1024 argument bytes.
 - ``encode(destination, value, malloc)``: fill ``destination`` (a one-row view of the
@@ -11,17 +14,29 @@ The protocol is FFCV 1.0's, so that fields written for it keep working:
 
 ffcv_format adds ``decode(metadata, storage)`` (the Python value of one sample, used by
 ``Reader[i]``) and ``pointer_names`` (which parts of the metadata hold data pointers).
+``get_decoder_class()`` (FFCV 1.0's) names the decoder a loader uses for the field when its
+pipeline does not start with one; decoders live in ffcv-ops, which registers them here
+(``register_decoder_class``).
 """
 from abc import ABC, abstractmethod
 import threading
 
 import numpy as np
 
-from ..spec import FIELD_ARGS_BYTES
+from ..spec import CUSTOM_TYPE_ID, FIELD_ARGS_BYTES
 
 ARG_TYPE = np.dtype([('', '<u1', FIELD_ARGS_BYTES)])
 
 _local = threading.local()
+
+# (field class, decoder class), most recently registered first; filled by ffcv-ops
+_DECODER_CLASSES = []
+
+
+def register_decoder_class(field_type, decoder_type):
+    """Make ``decoder_type`` what ``get_decoder_class()`` returns for fields of ``field_type``
+    (and its subclasses, unless they have their own)."""
+    _DECODER_CLASSES.insert(0, (field_type, decoder_type))
 
 
 def current_sample_id():
@@ -62,15 +77,29 @@ def arguments_from_bytes(data):
 class Field(ABC):
     """Base class of every field type."""
 
-    TYPE_ID = 255
+    TYPE_ID = CUSTOM_TYPE_ID
     #: names of the metadata members that hold data pointers; ``''`` when the whole
     #: metadata value is the pointer.
     pointer_names = ()
 
     @property
     def type_id(self):
-        """The type id written to the file for this field (may depend on its settings)."""
-        return self.TYPE_ID
+        """The type id written to the file for this field: its class's own ``TYPE_ID``, or 255
+        (application-defined) for a subclass that declares none (FFCV 1.0's rule)."""
+        return self.TYPE_ID if self.declares_type_id() else CUSTOM_TYPE_ID
+
+    def declares_type_id(self):
+        """Whether this field's class declares its own ``TYPE_ID`` (is a built-in type)."""
+        return 'TYPE_ID' in type(self).__dict__
+
+    def get_decoder_class(self):
+        """The decoder a loader uses for this field when its pipeline starts with none."""
+        for field_type, decoder_type in _DECODER_CLASSES:
+            if isinstance(self, field_type):
+                return decoder_type
+        raise TypeError(f"no default decoder for a {type(self).__name__}: start its pipeline with a "
+                        f"decoder, or give the field class a get_decoder_class() method (decoders "
+                        f"come with ffcv-ops, which registers those of the built-in fields)")
 
     @property
     @abstractmethod

@@ -2,6 +2,7 @@
 import cv2
 import numpy as np
 
+from ..spec import CUSTOM_TYPE_ID
 from .base import Field, arguments_from_bytes, current_sample_id, empty_arguments, sample_uniform
 
 IMAGE_METADATA = np.dtype([
@@ -55,6 +56,16 @@ def target_size(height, width, max_resolution=None, min_resolution=None):
             grown = np.maximum(np.round(ratio * size).astype(int), 1)
         size = grown
     return int(size[1]), int(size[0])
+
+
+def resize_image(image, max_resolution=None, min_resolution=None, interpolation=cv2.INTER_AREA):
+    """``image`` (HxWxC) at the size :func:`target_size` gives (itself when that is its size)."""
+    height, width = image.shape[:2]
+    new_height, new_width = target_size(height, width, max_resolution, min_resolution)
+    if (new_height, new_width) == (height, width):
+        return image
+    resized = cv2.resize(image, (new_width, new_height), interpolation=interpolation)
+    return resized[:, :, None] if resized.ndim == 2 else resized
 
 
 def encode_jpeg(image, quality):
@@ -126,9 +137,13 @@ class ImageField(Field):
         if write_mode in ('jpg', 'smart', 'proportion') and channels == 4:
             raise ValueError(f"write_mode={write_mode!r} stores JPEG, which has no alpha channel; "
                              "use write_mode='png' or 'raw' for 4 channels")
-        if not isinstance(jpeg_quality, (int, np.integer)) or not 1 <= jpeg_quality <= 100:
-            raise ValueError(f"jpeg_quality must be an integer from 1 to 100, got {jpeg_quality!r}")
-        if not 0 <= compress_probability <= 1:
+        if (isinstance(jpeg_quality, bool) or not isinstance(jpeg_quality, (int, float, np.integer, np.floating))
+                or not 1 <= int(jpeg_quality) <= 100):
+            raise ValueError(f"jpeg_quality must be a number from 1 to 100, got {jpeg_quality!r}")
+        if compress_probability is None and write_mode == 'proportion':
+            raise ValueError("write_mode='proportion' needs compress_probability (the share of images "
+                             "stored as JPEG), got None")
+        if compress_probability is not None and not 0 <= compress_probability <= 1:
             raise ValueError(f"compress_probability must be in [0, 1], got {compress_probability!r}")
         self.max_resolution = _positive_or_none('max_resolution', max_resolution)
         self.min_resolution = _positive_or_none('min_resolution', min_resolution)
@@ -148,13 +163,20 @@ class ImageField(Field):
                              f"got {interpolation!r}")
         self.write_mode = write_mode
         self.smart_threshold = smart_threshold
-        self.jpeg_quality = int(jpeg_quality)
-        self.compress_probability = float(compress_probability)
+        self.jpeg_quality = int(jpeg_quality)   # as FFCV 1.0: 90.7 -> 90
+        self.compress_probability = None if compress_probability is None else float(compress_probability)
         self.interpolation = interpolation
         self.channels = channels
 
     @property
     def type_id(self):
+        if not self.declares_type_id():
+            return CUSTOM_TYPE_ID   # a subclass: application-defined, as in FFCV 1.0
+        return self.image_type_id()
+
+    def image_type_id(self):
+        """The image type this field's settings need: FFCV 1.0's RGB type (2) for 3 channels
+        without PNG, type 7 otherwise."""
         if self.channels == 3 and self.write_mode != 'png':
             return RGBImageField.TYPE_ID
         return ImageField.TYPE_ID
@@ -201,12 +223,7 @@ class ImageField(Field):
         return image
 
     def _resize(self, image):
-        height, width = image.shape[:2]
-        new_height, new_width = target_size(height, width, self.max_resolution, self.min_resolution)
-        if (new_height, new_width) != (height, width):
-            image = cv2.resize(image, (new_width, new_height), interpolation=self.interpolation)
-            if image.ndim == 2:
-                image = image[:, :, None]
+        image = resize_image(image, self.max_resolution, self.min_resolution, self.interpolation)
         if max(image.shape[:2]) > MAX_SIDE:
             raise ValueError(f"image of shape {image.shape} is too large: the format stores at most "
                              f"{MAX_SIDE} pixels per side; set max_resolution")

@@ -75,15 +75,20 @@ class NDArrayField(Field):
         return NDArrayField(*NDArrayField._parse_arguments(binary))
 
     def _check(self, field):
-        if not isinstance(field, np.ndarray) or field.dtype != self.dtype or field.shape != self.shape:
+        """``field`` if it holds this field's dtype and number of elements: any shape is
+        accepted, as FFCV 1.0 did (e.g. shape ``()`` for ``(1,)``); it is stored flat and
+        read back in the declared shape."""
+        if (not isinstance(field, np.ndarray) or field.dtype != self.dtype
+                or field.size != self.element_size // self.dtype.itemsize):
             got = (f"a {field.dtype} array of shape {field.shape}" if isinstance(field, np.ndarray)
                    else type(field).__name__)
             raise ValueError(f"{type(self).__name__} expects a {self.dtype} array of shape "
-                             f"{self.shape}, got {got}")
+                             f"{self.shape} (or any shape with {self.element_size // self.dtype.itemsize} "
+                             f"elements), got {got}")
         return field
 
     def encode(self, destination, field, malloc):
-        field = self._check(field)
+        field = self._check(np.asarray(field) if isinstance(field, np.generic) else field)
         destination[0], buffer = malloc(self.element_size)
         buffer[:] = np.ascontiguousarray(field).reshape(-1).view(np.uint8)
 

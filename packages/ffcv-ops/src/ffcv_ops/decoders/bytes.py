@@ -28,7 +28,7 @@ class BytesDecoder(Decoder):
     def generate_code(self):
         ptr_column, size_column = self.metadata['ptr'], self.metadata['size']
 
-        def decode(indices, destination, metadata, storage_state):
+        def decode(indices, destination, metadata, storage_state, seed=0):
             gather_sized(ptr_column[indices], size_column[indices].astype(np.int64),
                          storage_state, destination)
             return destination

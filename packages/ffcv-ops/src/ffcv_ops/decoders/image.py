@@ -110,7 +110,7 @@ class SimpleRGBImageDecoder(_ImageDecoder):
         else:
             h, w = int(heights.max()), int(widths.max())
             if int(heights.min()) != h or int(widths.min()) != w:
-                raise ValueError(
+                raise TypeError(   # FFCV 1.0's error type
                     f"SimpleRGBImageDecoder needs images of one size; this field has sizes from "
                     f"{int(widths.min())}x{int(heights.min())} to {w}x{h}: use "
                     f"RandomResizedCropRGBImageDecoder or CenterCropRGBImageDecoder")
@@ -127,7 +127,7 @@ class SimpleRGBImageDecoder(_ImageDecoder):
         h, w = (int(meta['height'][0]), int(meta['width'][0])) if meta.size else (0, 0)
         raw_bytes = h * w * channels
 
-        def decode(indices, destination, metadata, storage_state):
+        def decode(indices, destination, metadata, storage_state, seed=0):
             n = indices.shape[0]
             if n and destination.flags.c_contiguous and (meta['mode'][indices] == MODE_RAW).all():
                 # raw images (CIFAR): one compiled copy for the whole chunk
@@ -145,14 +145,23 @@ class SimpleRGBImageDecoder(_ImageDecoder):
         return decode
 
 
-class _ResizedCropDecoder(_ImageDecoder):
-    """Decodes, crops a box per image and resizes it into ``output_size`` (height, width).
+class ResizedCropRGBImageDecoder(_ImageDecoder):
+    """Decodes, crops a box per image and resizes it into ``output_size`` (height, width):
+    the base of :class:`RandomResizedCropRGBImageDecoder` and :class:`CenterCropRGBImageDecoder`.
 
     ``output_size`` may be changed between epochs (progressive resizing): the loader
     reallocates its buffers at the next epoch; nothing is recompiled.
+
+    A subclass chooses the boxes by overriding ``_boxes``, or, as in FFCV 1.0, with a
+    ``get_crop_generator`` property: a function ``(height, width, scale, ratio) -> (top,
+    left, crop_height, crop_width)`` (compiled with numba; its ``np.random`` draws are
+    reseeded per chunk from the loader's seed), called with the decoder's ``scale`` and
+    ``ratio`` attributes.
     """
 
     interpolation = cv2.INTER_AREA
+    #: FFCV 1.0's extension point (see the class docstring); None: the boxes come from ``_boxes``
+    get_crop_generator = None
 
     def __init__(self, output_size):
         super().__init__()
@@ -173,16 +182,22 @@ class _ResizedCropDecoder(_ImageDecoder):
                 AllocationQuery(shape, np.dtype('u1')))
 
     def _boxes(self, heights, widths, indices, seed, out):
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define _boxes() or get_crop_generator")
 
     def generate_code(self):
         channels = self.channels
         decode_one = self._decode_one
         gather = self._gather
-        boxes_of = self._boxes
+        generator = self.get_crop_generator
+        if generator is None:
+            boxes_of = self._boxes
+        else:
+            from ..adapter import crop_boxes_from_generator
+            boxes_of = crop_boxes_from_generator(generator, getattr(self, 'scale', None),
+                                                 getattr(self, 'ratio', None))
         interpolation = self.interpolation
 
-        def decode(indices, destination, metadata, storage_state, seed=np.uint64(0)):
+        def decode(indices, destination, metadata, storage_state, seed=0):
             data = storage_state[0]
             modes, heights, widths, starts, sizes, scratch = gather(indices, storage_state)
             boxes = np.empty((indices.shape[0], 4), dtype=np.int64)
@@ -205,7 +220,7 @@ class _ResizedCropDecoder(_ImageDecoder):
         return decode
 
 
-class RandomResizedCropRGBImageDecoder(_ResizedCropDecoder):
+class RandomResizedCropRGBImageDecoder(ResizedCropRGBImageDecoder):
     """Random resized crops (Inception-style), resized to ``output_size``.
 
     The crop has ``scale`` (fraction of the image's area) and ``ratio`` (aspect) drawn per
@@ -236,8 +251,9 @@ class RandomResizedCropRGBImageDecoder(_ResizedCropDecoder):
                 f"ratio={self.ratio})")
 
 
-class CenterCropRGBImageDecoder(_ResizedCropDecoder):
-    """The central square whose side is ``ratio`` x the shorter side, resized to ``output_size``.
+class CenterCropRGBImageDecoder(ResizedCropRGBImageDecoder):
+    """The central square whose side is ``int(ratio * shorter side)`` (FFCV 1.0's rule),
+    resized to ``output_size``.
 
     >>> CenterCropRGBImageDecoder((224, 224), ratio=224 / 256)
     CenterCropRGBImageDecoder(output_size=(224, 224), ratio=0.875)

@@ -24,7 +24,7 @@ class NDArrayDecoder(Decoder):
         column = self.metadata
         nbytes = int(self.field.element_size)
 
-        def decode(indices, destination, metadata, storage_state):
+        def decode(indices, destination, metadata, storage_state, seed=0):
             rows = destination.reshape(destination.shape[0], -1).view(np.uint8)
             gather_fixed(column[indices], nbytes, storage_state, rows)
             return destination

@@ -7,20 +7,22 @@ from .random import sample_key, uniform
 
 
 @njit(nogil=True, cache=True)
-def random_resized_crop_box(height, width, key, scale_lo, scale_hi, log_ratio_lo, log_ratio_hi):
-    """(top, left, crop_height, crop_width) of a random resized crop, torchvision's rule:
-    ten tries at an area in ``scale`` x image area and a log-uniform aspect ratio, then the
-    central crop with the ratio clamped into range."""
-    area = height * width
-    for attempt in range(10):
-        target_area = area * (scale_lo + (scale_hi - scale_lo) * uniform(key, 4 * attempt))
-        aspect = math.exp(log_ratio_lo + (log_ratio_hi - log_ratio_lo) * uniform(key, 4 * attempt + 1))
-        w = int(round(math.sqrt(target_area * aspect)))
-        h = int(round(math.sqrt(target_area / aspect)))
-        if 0 < w <= width and 0 < h <= height:
-            top = int(uniform(key, 4 * attempt + 2) * (height - h + 1))
-            left = int(uniform(key, 4 * attempt + 3) * (width - w + 1))
-            return top, left, h, w
+def crop_try(height, width, u_area, u_ratio, u_top, u_left, scale_lo, scale_hi, log_ratio_lo, log_ratio_hi):
+    """One try of torchvision's random resized crop from four uniform numbers in [0, 1):
+    (top, left, crop_height, crop_width), with crop_height 0 when the box does not fit."""
+    target_area = height * width * (scale_lo + (scale_hi - scale_lo) * u_area)
+    aspect = math.exp(log_ratio_lo + (log_ratio_hi - log_ratio_lo) * u_ratio)
+    w = int(round(math.sqrt(target_area * aspect)))
+    h = int(round(math.sqrt(target_area / aspect)))
+    if 0 < w <= width and 0 < h <= height:
+        return int(u_top * (height - h + 1)), int(u_left * (width - w + 1)), h, w
+    return 0, 0, 0, 0
+
+
+@njit(nogil=True, cache=True)
+def central_box_in_ratio(height, width, log_ratio_lo, log_ratio_hi):
+    """The fallback of torchvision's rule: the whole image, cut to the nearest aspect ratio
+    in range, centred."""
     in_ratio = width / height
     if in_ratio < math.exp(log_ratio_lo):
         w = width
@@ -34,6 +36,20 @@ def random_resized_crop_box(height, width, key, scale_lo, scale_hi, log_ratio_lo
     h = max(1, min(h, height))
     w = max(1, min(w, width))
     return (height - h) // 2, (width - w) // 2, h, w
+
+
+@njit(nogil=True, cache=True)
+def random_resized_crop_box(height, width, key, scale_lo, scale_hi, log_ratio_lo, log_ratio_hi):
+    """(top, left, crop_height, crop_width) of a random resized crop, torchvision's rule:
+    ten tries at an area in ``scale`` x image area and a log-uniform aspect ratio, then the
+    central crop with the ratio clamped into range."""
+    for attempt in range(10):
+        top, left, h, w = crop_try(height, width, uniform(key, 4 * attempt), uniform(key, 4 * attempt + 1),
+                                   uniform(key, 4 * attempt + 2), uniform(key, 4 * attempt + 3),
+                                   scale_lo, scale_hi, log_ratio_lo, log_ratio_hi)
+        if h > 0:
+            return top, left, h, w
+    return central_box_in_ratio(height, width, log_ratio_lo, log_ratio_hi)
 
 
 @njit(nogil=True, cache=True)
@@ -51,12 +67,19 @@ def random_resized_crop_boxes(heights, widths, indices, seed, scale_lo, scale_hi
 
 
 @njit(nogil=True, cache=True)
+def center_crop_box(height, width, ratio):
+    """The central square whose side is ``int(ratio * shorter side)`` (FFCV 1.0's rule: the
+    product truncated), at least one pixel: (top, left, side, side)."""
+    side = max(1, int(ratio * min(height, width)))
+    return (height - side) // 2, (width - side) // 2, side, side
+
+
+@njit(nogil=True, cache=True)
 def center_crop_boxes(heights, widths, ratio, out):
-    """Square central crops whose side is ``ratio`` x the shorter side."""
+    """``center_crop_box`` of each image."""
     for i in range(heights.shape[0]):
-        side = max(1, int(round(ratio * min(heights[i], widths[i]))))
-        side = min(side, heights[i], widths[i])
-        out[i, 0] = (heights[i] - side) // 2
-        out[i, 1] = (widths[i] - side) // 2
-        out[i, 2] = side
-        out[i, 3] = side
+        top, left, h, w = center_crop_box(heights[i], widths[i], ratio)
+        out[i, 0] = top
+        out[i, 1] = left
+        out[i, 2] = h
+        out[i, 3] = w

@@ -7,6 +7,7 @@ sample with ``sample_key(seed, index)`` and its k-th uniform number with
 on how samples are spread over worker threads, and a resumed epoch draws the same numbers.
 """
 import hashlib
+import math
 
 import numpy as np
 from numba import njit
@@ -71,3 +72,109 @@ def sample_key_py(seed, index):
 
 def uniform_py(key, k):
     return (mix64_py((key + (k + 1) * 0x9E3779B97F4A7C15) & _MASK64) >> 11) * (1.0 / 9007199254740992.0)
+
+
+# ------------------------------------------------------------ distributions
+#
+# Samplers built on ``uniform(key, k)``: each takes the counter ``k`` of its first draw and
+# returns ``(value, next counter)``, so that several can draw from one sample's key in turn.
+# The ``*_py`` twins compute the same numbers in plain Python (for tests and for code that
+# runs outside compiled kernels).
+
+_TWO_PI = 6.283185307179586
+_THIRD = 1.0 / 3.0
+
+
+@njit(nogil=True, cache=True)
+def standard_normal(key, k):
+    """A N(0, 1) number from uniforms ``k`` and ``k + 1`` of ``key`` (Box-Muller, cosine
+    half); returns ``(value, k + 2)``."""
+    u1 = 1.0 - uniform(key, k)          # in (0, 1]: its logarithm is finite
+    u2 = uniform(key, k + 1)
+    return math.sqrt(-2.0 * math.log(u1)) * math.cos(_TWO_PI * u2), k + 2
+
+
+@njit(nogil=True, cache=True)
+def log_gamma_variate(key, k, shape):
+    """The logarithm of a Gamma(``shape``, 1) number (``shape > 0``) drawn from uniforms
+    ``k, k + 1, ...`` of ``key``; returns ``(log value, next counter)``.
+
+    Marsaglia & Tsang (2000): a normal ``x`` and a uniform ``u`` per try (3 uniforms), about
+    1.05 tries on average at shape 1, fewer above. Shapes below 1 use the boost
+    Gamma(a) = Gamma(a + 1) * U^(1/a), one more uniform first. The result is a logarithm so
+    that tiny shapes (whose draws underflow a float64) still give a usable value.
+    """
+    boost = 0.0
+    a = float(shape)
+    if a < 1.0:
+        boost = math.log(1.0 - uniform(key, k)) / a
+        k += 1
+        a += 1.0
+    d = a - _THIRD
+    c = 1.0 / math.sqrt(9.0 * d)
+    while True:
+        x, k = standard_normal(key, k)
+        u = 1.0 - uniform(key, k)       # in (0, 1]
+        k += 1
+        v = 1.0 + c * x
+        if v <= 0.0:
+            continue
+        v = v * v * v
+        x2 = x * x
+        if u < 1.0 - 0.0331 * x2 * x2 or math.log(u) < 0.5 * x2 + d * (1.0 - v + math.log(v)):
+            return math.log(d * v) + boost, k
+
+
+@njit(nogil=True, cache=True)
+def beta_variate(key, k, a, b):
+    """A Beta(``a``, ``b``) number (``a, b > 0``) in [0, 1] drawn from uniforms ``k, k + 1,
+    ...`` of ``key``, as X / (X + Y) with X ~ Gamma(a), Y ~ Gamma(b) drawn in that order;
+    returns ``(value, next counter)``."""
+    log_x, k = log_gamma_variate(key, k, a)
+    log_y, k = log_gamma_variate(key, k, b)
+    t = log_y - log_x                   # value = 1 / (1 + e^t), without overflow
+    if t > 0.0:
+        e = math.exp(-t)
+        return e / (1.0 + e), k
+    return 1.0 / (1.0 + math.exp(t)), k
+
+
+def standard_normal_py(key, k):
+    """``standard_normal`` in plain Python."""
+    u1 = 1.0 - uniform_py(key, k)
+    u2 = uniform_py(key, k + 1)
+    return math.sqrt(-2.0 * math.log(u1)) * math.cos(_TWO_PI * u2), k + 2
+
+
+def log_gamma_variate_py(key, k, shape):
+    """``log_gamma_variate`` in plain Python."""
+    boost = 0.0
+    a = float(shape)
+    if a < 1.0:
+        boost = math.log(1.0 - uniform_py(key, k)) / a
+        k += 1
+        a += 1.0
+    d = a - _THIRD
+    c = 1.0 / math.sqrt(9.0 * d)
+    while True:
+        x, k = standard_normal_py(key, k)
+        u = 1.0 - uniform_py(key, k)
+        k += 1
+        v = 1.0 + c * x
+        if v <= 0.0:
+            continue
+        v = v * v * v
+        x2 = x * x
+        if u < 1.0 - 0.0331 * x2 * x2 or math.log(u) < 0.5 * x2 + d * (1.0 - v + math.log(v)):
+            return math.log(d * v) + boost, k
+
+
+def beta_variate_py(key, k, a, b):
+    """``beta_variate`` in plain Python."""
+    log_x, k = log_gamma_variate_py(key, k, a)
+    log_y, k = log_gamma_variate_py(key, k, b)
+    t = log_y - log_x
+    if t > 0.0:
+        e = math.exp(-t)
+        return e / (1.0 + e), k
+    return 1.0 / (1.0 + math.exp(t)), k

@@ -62,7 +62,7 @@ class NormalizeImage(Operation):
             compute_type = out_type if out_type in (np.float32, np.float64) else np.dtype(np.float32)
             rows = {}  # width -> the constants repeated along an image row
 
-            def normalize(images, destination):
+            def normalize(images, destination, indices=None, seed=0):
                 n, height, width, channels = images.shape
                 out = destination[:n]
                 if width not in rows:
@@ -83,7 +83,7 @@ class NormalizeImage(Operation):
         import torch
         cache = {}
 
-        def normalize_torch(images, destination):
+        def normalize_torch(images, destination, indices=None, seed=0):
             key = (images.device, destination.dtype)
             if key not in cache:
                 shape = (1, -1, 1, 1)

@@ -34,7 +34,7 @@ class ToTensor(Operation):
     def generate_code(self):
         from_numpy = _torch().from_numpy
 
-        def to_tensor(batch, destination):
+        def to_tensor(batch, destination, indices=None, seed=0):
             return from_numpy(batch)
 
         return to_tensor
@@ -70,7 +70,7 @@ class ToTorchImage(Operation):
     def generate_code(self):
         channels_last = self.channels_last
 
-        def to_torch_image(batch, destination):
+        def to_torch_image(batch, destination, indices=None, seed=0):
             nchw = batch.permute(0, 3, 1, 2)
             if channels_last:
                 return nchw
@@ -111,7 +111,7 @@ class ToDevice(Operation):
     def generate_code(self):
         device, non_blocking = self.device, self.non_blocking
 
-        def to_device(batch, destination):
+        def to_device(batch, destination, indices=None, seed=0):
             if device.type == 'cpu':
                 return batch.cpu()
             n = batch.shape[0]
@@ -149,7 +149,7 @@ class Convert(Operation):
     def generate_code(self):
         target = self.target_dtype
 
-        def convert(batch, destination):
+        def convert(batch, destination, indices=None, seed=0):
             if isinstance(batch, np.ndarray):
                 return batch.astype(target)
             return batch.to(_torch_dtype(target))
@@ -186,7 +186,7 @@ class View(Operation):
     def generate_code(self):
         target = self.target_dtype
 
-        def view(batch, destination):
+        def view(batch, destination, indices=None, seed=0):
             if isinstance(batch, np.ndarray):
                 return batch.view(np.dtype(target))
             return batch.view(_torch_dtype(target))
@@ -226,7 +226,7 @@ class Squeeze(Operation):
     def generate_code(self):
         op = self
 
-        def squeeze(batch, destination):
+        def squeeze(batch, destination, indices=None, seed=0):
             return batch.reshape((batch.shape[0],) + op._shape)
 
         return squeeze
