@@ -64,6 +64,7 @@ class Reader:
             self._fail(f"truncated: {self.num_fields} field descriptors need {end} bytes, "
                        f"the file has {self.file_size}")
         descriptors = self._buffer[start:end].view(FIELD_DESC_TYPE)
+        self.field_descriptors = descriptors
         self.field_names = []
         self.handlers = {}
         for index, descriptor in enumerate(descriptors):
@@ -179,7 +180,7 @@ class Reader:
 
     def close(self):
         """Release the memory map (views handed out before stay valid until freed)."""
-        self.metadata = self.alloc_table = self._buffer = self._sorted_ptrs = None
+        self.metadata = self.alloc_table = self._buffer = self._sorted_ptrs = self.field_descriptors = None
         try:
             self._mmap.close()
         except BufferError:

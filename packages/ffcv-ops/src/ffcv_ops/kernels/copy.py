@@ -1,4 +1,5 @@
 """Copying sample bytes out of storage into batch buffers."""
+import numpy as np
 from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
@@ -57,3 +58,28 @@ def gather_sized(ptrs, sizes, state, out):
             raise ValueError("a sample lies outside the file or its row (corrupted file?)")
         copy_bytes(out, i * row, data, start, size)
         out[i, size:] = 0
+
+
+@njit(nogil=True, cache=True)
+def memcpy(source, destination):
+    """Copy the bytes of ``source`` into ``destination``: C-contiguous arrays of the same
+    size in bytes, of any types (FFCV 1.0's ``libffcv.memcpy``, callable from numba code)."""
+    src = source.reshape(-1).view(np.uint8)
+    dst = destination.reshape(-1).view(np.uint8)
+    if src.shape[0] != dst.shape[0]:
+        raise ValueError("memcpy: the arrays differ in size")
+    copy_bytes(dst, 0, src, 0, src.shape[0])
+
+
+@intrinsic
+def cast_int_to_byte_ptr(typingctx, address):
+    """An integer address as a ``uint8*`` in numba code (FFCV 1.0's ``ffcv.utils`` helper, for
+    passing buffers to C functions called from compiled code)."""
+    if not isinstance(address, types.Integer):
+        raise TypeError(f"cast_int_to_byte_ptr takes an integer address, got {address}")
+    sig = types.CPointer(types.uint8)(types.uintp)
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
+
+    return sig, codegen

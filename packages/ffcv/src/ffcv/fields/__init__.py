@@ -1,4 +1,9 @@
-"""FFCV 1.0's ``ffcv.fields``: the field types."""
+"""FFCV 1.0's ``ffcv.fields``: the field types.
+
+Importing it also loads the decoders (ffcv-ops), so that ``field.get_decoder_class()``
+answers as in FFCV 1.0.
+"""
+import ffcv_ops  # noqa: F401  (registers the built-in fields' decoders)
 from ffcv_format import (BytesField, Field, FloatField, ImageField, IntField, JSONField, NDArrayField,
                          RGBImageField, TorchTensorField)
 

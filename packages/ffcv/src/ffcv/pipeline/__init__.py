@@ -1,4 +1,4 @@
 """FFCV 1.0's ``ffcv.pipeline``."""
-from ffcv_ops import AllocationQuery, Compiler, Operation, PipelineSpec, State
+from ffcv_ops import AllocationQuery, Compiler, Operation, Pipeline, PipelineSpec, State
 
-__all__ = ['PipelineSpec', 'Operation', 'State', 'AllocationQuery', 'Compiler']
+__all__ = ['Pipeline', 'PipelineSpec', 'Compiler', 'Operation', 'State', 'AllocationQuery']

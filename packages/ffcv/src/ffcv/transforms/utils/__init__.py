@@ -1,0 +1,1 @@
+"""FFCV 1.0's ``ffcv.transforms.utils``."""
