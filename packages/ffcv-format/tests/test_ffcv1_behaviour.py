@@ -240,3 +240,59 @@ def test_from_webdataset_reports_a_shard_that_changes(tmp_path):
         DatasetWriter(tmp_path / 'out.beton', {'index': IntField()}, num_workers=1,
                       progress=False).from_webdataset([path], pipeline)
     assert not (tmp_path / 'out.beton').exists()
+
+
+# ------------------------------------------------------------ datasets drawing from numpy's global generator
+
+
+class SeededNoise:
+    """As FFCV 1.0's tests write datasets: numpy's global generator seeded per index."""
+
+    def __len__(self):
+        return 3000
+
+    def __getitem__(self, index):
+        np.random.seed(index)
+        return index, np.random.randint(0, 255, size=500, dtype='u1')
+
+
+class Plain:
+    def __len__(self):
+        return 10
+
+    def __getitem__(self, index):
+        return (index,)
+
+
+class Subset:
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __getitem__(self, index):
+        return self.dataset[index]
+
+
+def test_a_dataset_seeding_numpys_global_generator_gives_its_own_samples(tmp_path):
+    from ffcv_format.writer import _draws_from_shared_random
+    assert _draws_from_shared_random(SeededNoise()) and _draws_from_shared_random(Subset(SeededNoise()))
+    assert not _draws_from_shared_random(Plain()) and not _draws_from_shared_random([(1,), (2,)])
+    from ffcv_format import BytesField
+    path = tmp_path / 'noise.beton'
+    DatasetWriter(path, {'index': IntField(), 'value': BytesField()}, num_workers=2,
+                  progress=False).from_indexed_dataset(SeededNoise(), chunksize=5)
+    reader = Reader(path)
+    dataset = SeededNoise()
+    wrong = [i for i in range(3000) if not np.array_equal(reader[i][1], dataset[i][1])]
+    assert wrong == []
+
+
+def test_bytes_field_takes_other_arrays_of_byte_values(tmp_path):
+    from ffcv_format import BytesField
+    path = tmp_path / 'b.beton'
+    DatasetWriter(path, {'b': BytesField()}, progress=False).from_indexed_dataset(
+        [(np.zeros(2),), (np.array([1, 255], np.int64),)])
+    reader = Reader(path)
+    assert reader[0][0].tolist() == [0, 0] and reader[1][0].tolist() == [1, 255]
+    with pytest.raises(EncodeError, match=r"not integers from 0 to 255 \(first: np.float64\(0.5\)\)"):
+        DatasetWriter(tmp_path / 'c.beton', {'b': BytesField()}, progress=False).from_indexed_dataset(
+            [(np.array([0.5, 1.0]),)])

@@ -10,6 +10,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .atomic import AtomicFile
+from .code_reading import GLOBAL_RANDOM_NAMES, refers_to
 from .errors import EncodeError, OutputExistsError
 from .fields.base import Field, _set_current_sample_id
 from .memory_allocator import MemoryAllocator, PageCounter, SampleDoesNotFit, pwrite_all
@@ -43,6 +44,15 @@ class _Shard:
 
     def __repr__(self):
         return f"shard {self.shard!r}"
+
+
+def _draws_from_shared_random(dataset, depth=0):
+    """Whether reading ``dataset[i]`` draws from a random generator shared by threads."""
+    getitem = getattr(type(dataset), '__getitem__', None)
+    if getitem is not None and refers_to(getitem, GLOBAL_RANDOM_NAMES):
+        return True
+    inner = getattr(dataset, 'dataset', None)    # torch's Subset and the like
+    return inner is not None and depth < 8 and _draws_from_shared_random(inner, depth + 1)
 
 
 def _webdataset_options(dataset_class):
@@ -127,10 +137,18 @@ class DatasetWriter:
     # ------------------------------------------------------------------ sources
 
     def from_indexed_dataset(self, dataset, indices=None, chunksize=100, shuffle_indices=False,
-                             *, seed=None):
+                             *, seed=None, thread_safe=None):
         """Write ``dataset[i]`` for each ``i`` in ``indices`` (default: all), in order.
 
         ``shuffle_indices`` writes them in a random order (seeded by ``seed``).
+
+        Samples are read (``dataset[i]``) and encoded by the worker threads. A dataset whose
+        ``__getitem__`` draws from a random generator the threads share (numpy's or Python's
+        global one, e.g. ``np.random.seed(i)`` then ``np.random.rand(...)``; torch's) would
+        then give other samples than it gives when read alone, so such a dataset is read one
+        sample at a time (the encoding stays parallel). Whether it does is read from the
+        code of ``__getitem__`` (and of a wrapped ``dataset.dataset``, as torch's ``Subset``
+        has); ``thread_safe=True`` or ``False`` says it instead.
         """
         length = len(dataset)
         if indices is None:
@@ -152,8 +170,17 @@ class DatasetWriter:
                 chunk = indices[start:start + chunksize]
                 yield start, [int(i) for i in chunk]
 
-        def get(index):
-            return dataset[index]
+        if thread_safe is None:
+            thread_safe = not _draws_from_shared_random(dataset)
+        if thread_safe:
+            def get(index):
+                return dataset[index]
+        else:
+            lock = threading.Lock()
+
+            def get(index):
+                with lock:
+                    return dataset[index]
 
         self._write(chunks(), get, len(indices), known_length=True)
 

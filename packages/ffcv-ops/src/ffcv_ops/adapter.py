@@ -31,12 +31,11 @@ called as it is; anything else gets one thin wrapper, made here. What is recogni
   ``Compiler.get_iterator()``) is decided by the pipeline: see ``Operation.is_parallel``.
 """
 import inspect
-import random
 import sys
-import types
 from typing import Callable, List, Optional, Sequence
 
 import numpy as np
+from ffcv_format.code_reading import refers_to
 from numba import njit
 
 from .compiler import Compiler
@@ -104,53 +103,13 @@ def _with_indices(code):
 # ------------------------------------------------------------ np.random
 
 
-_RANDOM_NAMES = frozenset({'random'})
-
-
-def _code_objects(code):
-    yield code
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            yield from _code_objects(const)
-
-
-def draws_from_np_random(code, _seen=None) -> bool:
+def draws_from_np_random(code) -> bool:
     """Whether ``code`` (a function or numba dispatcher) uses ``np.random`` (or ``random``),
     directly or through the functions and modules it refers to."""
-    func = getattr(code, 'py_func', code)
-    seen = set() if _seen is None else _seen
-    if id(func) in seen:
-        return False
-    seen.add(id(func))
-    body = getattr(func, '__code__', None)
-    if body is None:
-        return False
-    names = set()
-    for c in _code_objects(body):
-        names.update(c.co_names)
-        names.update(c.co_freevars)
-    if names & _RANDOM_NAMES:
-        return True
-    scope = dict(getattr(func, '__globals__', {}))
-    for var, cell in zip(body.co_freevars, getattr(func, '__closure__', None) or ()):
-        try:
-            scope[var] = cell.cell_contents
-        except ValueError:
-            pass
-    for name in names:
-        target = scope.get(name)
-        if isinstance(target, types.ModuleType):
-            # module.attribute: look at the attributes the code names
-            candidates = [getattr(target, attr, None) for attr in names]
-        else:
-            candidates = [target]
-        for candidate in candidates:
-            if isinstance(getattr(candidate, '__self__', None), (np.random.RandomState, random.Random)):
-                return True     # e.g. `from numpy.random import rand`
-            if (callable(candidate) and hasattr(getattr(candidate, 'py_func', candidate), '__code__')
-                    and draws_from_np_random(candidate, seen)):
-                return True
-    return False
+    return refers_to(code, _RANDOM)
+
+
+_RANDOM = frozenset({'random'})
 
 
 @njit(nogil=True, cache=True)

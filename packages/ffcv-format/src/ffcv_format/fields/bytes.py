@@ -12,11 +12,20 @@ def _as_byte_array(field):
     if isinstance(field, (bytes, bytearray, memoryview)):
         return np.frombuffer(field, dtype=np.uint8)
     if isinstance(field, np.ndarray):
-        if field.dtype not in (np.uint8, np.int8) or field.ndim != 1:
+        if field.ndim != 1 or field.dtype.kind not in 'uifb':
             raise TypeError(
                 f"BytesField expects bytes or a 1-D uint8 array, got a {field.dtype} array "
                 f"of shape {field.shape}")
-        return np.ascontiguousarray(field).view(np.uint8)
+        if field.dtype in (np.uint8, np.int8):
+            return np.ascontiguousarray(field).view(np.uint8)
+        # FFCV 1.0 stored other arrays element by element as bytes; so do we, when no
+        # element changes on the way (each is an integer from 0 to 255)
+        as_bytes = field.astype(np.uint8)
+        if not np.array_equal(as_bytes, field):
+            raise TypeError(f"BytesField stores bytes: this {field.dtype} array has values that are not "
+                            f"integers from 0 to 255 (first: {field[as_bytes != field][0]!r}); pass "
+                            f"array.tobytes() to store its raw bytes")
+        return as_bytes
     raise TypeError(f"BytesField expects bytes or a 1-D uint8 array, got {type(field).__name__}")
 
 
