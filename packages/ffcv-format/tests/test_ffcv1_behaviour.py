@@ -296,3 +296,14 @@ def test_bytes_field_takes_other_arrays_of_byte_values(tmp_path):
     with pytest.raises(EncodeError, match=r"not integers from 0 to 255 \(first: np.float64\(0.5\)\)"):
         DatasetWriter(tmp_path / 'c.beton', {'b': BytesField()}, progress=False).from_indexed_dataset(
             [(np.array([0.5, 1.0]),)])
+
+
+def test_json_unpack_of_a_batch_and_of_one_row():
+    from ffcv_format import JSONField
+    rows = np.zeros((2, 32), np.uint8)
+    for row, text in zip(rows, [b'{"a": 1}', b'[1, "x"]']):
+        row[:len(text)] = np.frombuffer(text, np.uint8)
+    assert JSONField.unpack(rows) == [{'a': 1}, [1, 'x']]
+    assert JSONField.unpack(rows[1]) == [1, 'x']          # one sample: its value, as in FFCV 1.0
+    import torch
+    assert JSONField.unpack(torch.from_numpy(rows)) == [{'a': 1}, [1, 'x']]

@@ -238,3 +238,12 @@ def test_a_custom_field_without_a_handler_is_a_value_error(tmp_path):
         Loader(path, batch_size=2)
     loader = Loader(path, batch_size=3, custom_fields={'t': Text}, pipelines={'t': [NDArrayDecoder()]})
     assert next(iter(loader))[0].shape == (3, 4)
+
+
+def test_the_default_cache_follows_ffcv1s_environment_variable(ids, monkeypatch):
+    assert Loader(ids, batch_size=8).os_cache is True
+    monkeypatch.setenv('FFCV_DEFAULT_CACHE_PROCESS', '1')
+    loader = Loader(ids, batch_size=8, num_workers=1)
+    assert loader.os_cache is False and isinstance(loader.memory_manager, ProcessCacheManager)
+    assert sum(1 for _ in loader) == 12
+    assert Loader(ids, batch_size=8, os_cache=True).os_cache is True

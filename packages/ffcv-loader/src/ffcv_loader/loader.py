@@ -1,4 +1,5 @@
 """The Loader: FFCV 1.0's ``ffcv.loader.Loader``, with its arguments and meaning."""
+import os
 import secrets
 import threading
 import weakref
@@ -30,9 +31,11 @@ class Loader:
     - ``num_workers``: worker threads (``-1``, or any value below 1 as in FFCV 1.0:
       ``Compiler.set_num_threads``'s value if it was called, else one per core this process
       may use).
-    - ``os_cache``: ``True`` reads through the OS page cache (memory map, shared by the
-      processes on a machine); ``False`` uses the loader's own bounded page cache, read
-      ahead with threads (``process_cache_limit`` bytes, default half the free memory).
+    - ``os_cache``: ``True`` (the default, unless the environment variable
+      ``FFCV_DEFAULT_CACHE_PROCESS=1`` as in FFCV 1.0) reads through the OS page cache (memory
+      map, shared by the processes on a machine); ``False`` uses the loader's own bounded
+      page cache, read ahead with threads (``process_cache_limit`` bytes, default half the
+      free memory).
     - ``order``: ``OrderOption.SEQUENTIAL``, ``RANDOM`` or ``QUASI_RANDOM`` (random, but
       reading few pages at a time: for the process cache), or a ``TraversalOrder`` subclass;
       ``order_kwargs``: keyword arguments for its constructor (e.g. ``pages_per_group`` of
@@ -65,7 +68,7 @@ class Loader:
     >>> for images, labels in loader: ...
     """
 
-    def __init__(self, fname, batch_size, num_workers=-1, os_cache=True,
+    def __init__(self, fname, batch_size, num_workers=-1, os_cache=None,
                  order=OrderOption.SEQUENTIAL, distributed=False, seed=None, indices=None,
                  pipelines=None, custom_fields=None, drop_last=True, batches_ahead=3,
                  recompile=False, order_kwargs=None, *, process_cache_limit=None):
@@ -85,6 +88,8 @@ class Loader:
         if num_workers < 1:
             num_workers = Compiler.num_threads or default_num_workers()
         self.num_workers = int(num_workers)
+        if os_cache is None:   # FFCV 1.0's default, which this environment variable turns off
+            os_cache = os.environ.get('FFCV_DEFAULT_CACHE_PROCESS', '0').strip() in ('', '0')
         self.os_cache = bool(os_cache)
         self.drop_last = bool(drop_last)
         self.batches_ahead = int(batches_ahead)

@@ -41,7 +41,9 @@ class PipelineSpec:
 
     def __init__(self, source, decoder=None, transforms=None):
         if not isinstance(source, str):
-            raise TypeError(f"PipelineSpec source must be a field name, got {source!r}")
+            raise TypeError(f"PipelineSpec source must be a field name, got {source!r}: an output made "
+                            f"from another pipeline's operation is not supported; name the field and "
+                            f"give the decoder and transforms (see docs/migrating-from-ffcv1.md)")
         self.source = source
         self.decoder = decoder
         self.transforms = list(transforms or [])

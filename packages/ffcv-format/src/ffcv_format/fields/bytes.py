@@ -81,8 +81,15 @@ class JSONField(BytesField):
 
     @staticmethod
     def unpack(batch):
-        """Decode a batch of zero-terminated JSON byte arrays (FFCV 1.0's helper)."""
-        return [JSONField._parse(np.asarray(b, dtype=np.uint8)) for b in batch]
+        """The JSON values of a loader's batch of this field (a ``(batch, max_size)`` array or
+        tensor of zero-terminated bytes), as a list; of one sample (a 1-D row), its value
+        (FFCV 1.0's helper)."""
+        if hasattr(batch, 'detach'):
+            batch = batch.detach().cpu().numpy()
+        batch = np.asarray(batch, dtype=np.uint8)
+        if batch.ndim == 1:
+            return JSONField._parse(batch)
+        return [JSONField._parse(row) for row in batch]
 
     @staticmethod
     def _parse(data):
