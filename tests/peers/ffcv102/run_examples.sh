@@ -24,7 +24,7 @@ log() { echo "[ffcv102-examples] $*" >&2; }
 "$PY" "$HERE/fetch_sdist.py" "$WORK/sdist" >/dev/null
 EXAMPLES="$WORK/sdist/ffcv-1.0.2/examples"
 VENV="${SUITE_VENV:-$WORK/venv}"
-bash "$HERE/ours_venv.sh" "$VENV" fastargs tqdm pillow 2>&1 | { grep -v "^WARNING: Location" || true; } >&2
+bash "$HERE/ours_venv.sh" "$VENV" fastargs terminaltables pyyaml tqdm pillow 2>&1 | { grep -v "^WARNING: Location" || true; } >&2
 VPY="$VENV/bin/python"
 export PYTHONPATH="$HERE/standins"
 cd "$WORK"
