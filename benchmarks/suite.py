@@ -77,14 +77,14 @@ print(json.dumps(found))
 """
 
 
-def find_peers():
+def find_peers(baseline_python=None):
     ours_dists = ['ffcv-format', 'ffcv-ops', 'ffcv-loader', 'ffcv-convert', 'ffcv', 'numpy', 'numba',
                   'opencv-python-headless', 'opencv-python', 'simplejpeg', 'torch', 'pillow']
     ffcv102_python = os.environ.get('FFCV102_PYTHON',
                                     os.path.join(os.environ.get('FFCV102_VENV', '/opt/ffcv102-venv'), 'bin/python'))
     dali_python = os.environ.get('DALI_PYTHON',
                                  os.path.join(os.environ.get('DALI_VENV', '/opt/dali-venv'), 'bin/python'))
-    return {
+    peers = {
         'ours': Peer('ours', sys.executable, VERSION_PROBE % (ours_dists, ['ffcv.loader', 'ffcv_loader', 'PIL']),
                      'hatch env bench'),
         'ffcv102': Peer('ffcv102', ffcv102_python,
@@ -96,6 +96,13 @@ def find_peers():
                                        'numpy'], ['nvidia.dali']),
                      'run benchmarks/peers/dali/setup.sh'),
     }
+    if baseline_python:
+        # this project as it was (another checkout installed in its own venv): a change to the
+        # hot path is measured against it in the same run
+        peers['baseline'] = Peer('baseline', baseline_python,
+                                 VERSION_PROBE % (ours_dists, ['ffcv.loader', 'ffcv_loader']),
+                                 'install the baseline checkout in a venv and give its python')
+    return peers
 
 
 # --------------------------------------------------------------------------- the datasets
@@ -261,6 +268,9 @@ def main():
                                                               os.path.expanduser('~/.cache/ffcv-benchmarks')))
     parser.add_argument('--out', default=os.path.join(HERE, 'results', 'latest.json'))
     parser.add_argument('--timeout', type=int, default=900)
+    parser.add_argument('--baseline', metavar='PYTHON',
+                        help="also run this project's loader contenders under PYTHON, a venv holding another "
+                             "checkout of it (e.g. before a change), as 'ours, baseline'")
     args = parser.parse_args()
     wanted = [w.strip() for w in args.only.split(',') if w.strip()]
     unknown = set(wanted) - set(WORKLOADS)
@@ -271,7 +281,7 @@ def main():
     N = args.workers
     os.makedirs(args.cache_dir, exist_ok=True)
     log(f"suite: {N} workers, {args.rounds} rounds; peers:")
-    peers = find_peers()
+    peers = find_peers(args.baseline)
     for peer in peers.values():
         log(f"  {peer.name}: {peer.unavailable or peer.versions}")
     if peers['ours'].unavailable:
@@ -291,6 +301,8 @@ def main():
     def image_contenders(beton, size, with_dataloader=False, with_one_thread=False):
         spec = dict(beton=beton, batch_size=256, workers=N, output_size=size, seed=0, order='RANDOM')
         found = [contender('ours', 'ours', 'ffcv_api:JpegRRC', spec)]
+        if 'baseline' in peers:
+            found.append(contender('ours, baseline', 'baseline', 'ffcv_api:JpegRRC', spec))
         if with_one_thread:
             found += [contender(f'ours, {w} thread{"s" * (w > 1)}', 'ours', 'ffcv_api:JpegRRC',
                                 dict(spec, workers=w)) for w in range(1, N)]
@@ -352,8 +364,9 @@ def main():
             data['cifar'] = beton_facts(beton, 'image')
             spec = dict(beton=beton, npz=npz, batch_size=512, workers=N, seed=0, order='RANDOM')
             run('cifar', {'images': CIFAR_IMAGES, 'batch_size': 512},
-                [contender('ours', 'ours', 'ffcv_api:CifarRaw', spec),
-                 contender('FFCV 1.0.2', 'ffcv102', 'ffcv_api:CifarRaw', spec),
+                [contender('ours', 'ours', 'ffcv_api:CifarRaw', spec)]
+                + ([contender('ours, baseline', 'baseline', 'ffcv_api:CifarRaw', spec)] if 'baseline' in peers else [])
+                + [contender('FFCV 1.0.2', 'ffcv102', 'ffcv_api:CifarRaw', spec),
                  contender('DataLoader + PIL', 'ours', 'dataloader:CifarPIL', spec)])
         if 'arrays' in wanted:
             for name, (kind, _n, _shape, batch_size) in ARRAYS.items():
