@@ -37,10 +37,10 @@ def relocated_state(reader, resident=None):
     for page, slot in enumerate(slots):
         if resident is not None and page not in resident:
             continue
-        data = reader._buffer[page * ps:(page + 1) * ps]
+        data = reader.buffer[page * ps:(page + 1) * ps]
         arena[slot * ps:slot * ps + data.size] = data
         offsets[page] = slot * ps
-    return make_storage_state(arena, offsets, ps, *reader._allocation_index())
+    return make_storage_state(arena, offsets, ps, *reader.allocation_index())
 
 
 @pytest.mark.parametrize('field,ops', [('arr', []), ('blob', []),
@@ -91,11 +91,11 @@ def test_page_size_must_be_a_power_of_two():
 
 def test_a_corrupted_image_is_reported(multi_page_file):
     ps = multi_page_file.page_size
-    arena = np.array(multi_page_file._buffer)      # a copy of the whole file
+    arena = np.array(multi_page_file.buffer)      # a copy of the whole file
     ptr = int(multi_page_file.metadata['img'][5]['data_ptr'])
     arena[ptr:ptr + 200] = 0                         # the JPEG header is gone
     num_pages = -(-multi_page_file.file_size // ps)
-    state = make_storage_state(arena, np.arange(num_pages) * ps, ps, *multi_page_file._allocation_index())
+    state = make_storage_state(arena, np.arange(num_pages) * ps, ps, *multi_page_file.allocation_index())
     pipeline = make_pipeline(multi_page_file, 'img', [CenterCropRGBImageDecoder((8, 8))])
     pipeline.declare()
     pipeline.generate()

@@ -33,8 +33,9 @@ class Reader:
                 raise FormatError(f"{self.file_name!r} is not a .beton file: it has {self.file_size} "
                                   f"bytes, fewer than the {HEADER_TYPE.itemsize}-byte header")
             self._mmap = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        self._buffer = np.frombuffer(self._mmap, dtype=np.uint8)
-        self.header = self._buffer[:HEADER_TYPE.itemsize].view(HEADER_TYPE)[0].copy()
+        #: the whole file as a read-only uint8 array over the memory map
+        self.buffer = np.frombuffer(self._mmap, dtype=np.uint8)
+        self.header = self.buffer[:HEADER_TYPE.itemsize].view(HEADER_TYPE)[0].copy()
         self._read_header()
         self._read_field_descriptors()
         self._map_tables()
@@ -63,7 +64,7 @@ class Reader:
         if end > self.file_size:
             self._fail(f"truncated: {self.num_fields} field descriptors need {end} bytes, "
                        f"the file has {self.file_size}")
-        descriptors = self._buffer[start:end].view(FIELD_DESC_TYPE)
+        descriptors = self.buffer[start:end].view(FIELD_DESC_TYPE)
         self.field_descriptors = descriptors
         self.field_names = []
         self.handlers = {}
@@ -122,18 +123,21 @@ class Reader:
         if not (self.metadata_end <= ptr and ptr + size <= self.alloc_table_ptr and size >= 0):
             raise FormatError(f"pointer {ptr} (+{size} bytes) is outside the data region "
                               f"[{self.metadata_end}, {self.alloc_table_ptr})")
-        return self._buffer[ptr:ptr + size]
+        return self.buffer[ptr:ptr + size]
 
     def allocation_size(self, ptr):
         """The size of the allocation that starts at `ptr`, from the allocation table."""
-        ptrs, sizes = self._allocation_index()
+        ptrs, sizes = self.allocation_index()
         lo = np.searchsorted(ptrs, ptr, side='left')
         hi = np.searchsorted(ptrs, ptr, side='right')
         if lo == hi:
             raise FormatError(f"no allocation starts at pointer {ptr}")
         return int(sizes[lo:hi].max())
 
-    def _allocation_index(self):
+    def allocation_index(self):
+        """The allocation table's pointers and sizes sorted by pointer, as two arrays: views
+        on the file when it is sorted already (as this library writes it), else a sorted copy
+        (made once)."""
         if self._sorted_ptrs is None:
             ptrs = self.alloc_table['ptr']
             if ptrs.size and not np.all(ptrs[1:] >= ptrs[:-1]):
@@ -180,7 +184,7 @@ class Reader:
 
     def close(self):
         """Release the memory map (views handed out before stay valid until freed)."""
-        self.metadata = self.alloc_table = self._buffer = self._sorted_ptrs = self.field_descriptors = None
+        self.metadata = self.alloc_table = self.buffer = self._sorted_ptrs = self.field_descriptors = None
         try:
             self._mmap.close()
         except BufferError:

@@ -351,7 +351,7 @@ def _read_file_facts(path, sample_limit=4096, jpeg_limit=24, seed=0):
         rng = np.random.default_rng(seed)
         picked = np.sort(rng.choice(n, size=min(n, sample_limit), replace=False))
         meta = reader.metadata[picked]                     # a copy of the picked rows
-        ptrs_sorted, sizes_sorted = reader._allocation_index()
+        ptrs_sorted, sizes_sorted = reader.allocation_index()
         ptrs_sorted = np.array(ptrs_sorted, dtype=np.uint64)     # copies: the file is closed below
         sizes_sorted = np.array(sizes_sorted, dtype=np.int64)
 
@@ -1321,7 +1321,7 @@ def _warm_subset(facts, batch_size, batches):
         meta = reader.metadata[indices]
         fd = os.open(facts.path, os.O_RDONLY)
         try:
-            ptrs, sizes = reader._allocation_index()
+            ptrs, sizes = reader.allocation_index()
             for name in reader.field_names:
                 for member in getattr(reader.handlers[name], 'pointer_names', ()):
                     pointers = np.asarray(meta[name] if member == '' else meta[name][member], dtype=np.uint64)

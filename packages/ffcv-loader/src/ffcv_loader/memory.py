@@ -42,7 +42,7 @@ def sample_pages(reader, field_names):
 
 
 def _sorted_allocations(reader):
-    ptrs, sizes = reader._allocation_index()
+    ptrs, sizes = reader.allocation_index()
     return np.asarray(ptrs, dtype=np.uint64), np.asarray(sizes, dtype=np.uint64)
 
 
@@ -160,7 +160,7 @@ class OSCacheManager(MemoryManager):
         super().__init__(reader)
         num_pages = -(-reader.file_size // reader.page_size)
         self.storage_state = make_storage_state(
-            reader._buffer, np.arange(num_pages, dtype=np.int64) * reader.page_size,
+            reader.buffer, np.arange(num_pages, dtype=np.int64) * reader.page_size,
             reader.page_size, self.ptrs, self.sizes)
 
     def prepare(self, pages):

@@ -32,7 +32,7 @@ called as it is; anything else gets one thin wrapper, made here. What is recogni
 """
 import inspect
 import sys
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, List, Sequence
 
 import numpy as np
 from ffcv_format.code_reading import refers_to
@@ -160,15 +160,19 @@ def decoder_call(op, code, compiled) -> Callable:
     return reseeded
 
 
-def transform_call(op, code, compiled, shared_init: Optional[Callable] = None) -> Callable:
+def transform_call(op, code, compiled, shared=False) -> Callable:
     """``code`` of transform ``op`` as ``code(inputs, destination, indices, seed)``.
 
-    ``shared_init``: FFCV 1.0's ``generate_code_for_shared_state()`` when the operation
-    declared shared memory; ``destination`` then holds ``(its own memory, the shared memory)``.
+    ``shared``: the operation declared FFCV 1.0's shared memory; ``destination`` then holds
+    ``(its own memory, the shared memory)``, and the function of
+    ``op.generate_code_for_shared_state()`` runs on the shared memory before each call.
     """
     count, varargs = _positional_parameters(code)
     reseed = _reseeder(code, compiled)
-    if shared_init is not None:
+    if shared:
+        shared_init = op.generate_code_for_shared_state() or (lambda memory: None)
+        if compiled:
+            shared_init = Compiler.compile(shared_init)
         takes_indices = _with_indices(code)   # FFCV 1.0 passes (inputs, memory[, indices], shared)
 
         def call(inputs, destination, indices, seed):

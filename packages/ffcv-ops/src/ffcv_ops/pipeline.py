@@ -127,10 +127,9 @@ class Pipeline:
                 step.call = decoder_call(op, code, step.compiled)
                 step.parallel = op.is_parallel is not False
             else:
-                shared = self.shared_allocations[position]
-                shared_init = _shared_state_code(op, step.compiled) if shared is not None else None
-                step.call = transform_call(op, code, step.compiled, shared_init)
-                if shared is not None:   # set up once per batch: runs on the whole batch
+                shared = self.shared_allocations[position] is not None
+                step.call = transform_call(op, code, step.compiled, shared)
+                if shared:   # set up once per batch: runs on the whole batch
                     step.parallel = False
                 else:
                     step.parallel = op.is_parallel if op.is_parallel is not None else used_iterator
@@ -286,13 +285,6 @@ def _queries(alloc):
     if isinstance(alloc, (tuple, list)):
         return tuple(alloc)
     return (alloc,)
-
-
-def _shared_state_code(op, compiled):
-    code = op.generate_code_for_shared_state()
-    if code is None:
-        return lambda shared: None
-    return Compiler.compile(code) if compiled else code
 
 
 class BufferGroup(tuple):

@@ -44,8 +44,8 @@ __all__ = ['storage_state_of', 'make_pipeline', 'run_batch', 'run_pipeline', 'to
 def storage_state_of(reader):
     """The storage state of a ``Reader``'s memory map (every page resident, in place)."""
     num_pages = -(-reader.file_size // reader.page_size)
-    ptrs, sizes = reader._allocation_index()
-    return make_storage_state(reader._buffer, np.arange(num_pages, dtype=np.int64) * reader.page_size,
+    ptrs, sizes = reader.allocation_index()
+    return make_storage_state(reader.buffer, np.arange(num_pages, dtype=np.int64) * reader.page_size,
                               reader.page_size, ptrs, sizes)
 
 

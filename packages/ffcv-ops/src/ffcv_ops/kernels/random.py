@@ -78,8 +78,7 @@ def uniform_py(key, k):
 #
 # Samplers built on ``uniform(key, k)``: each takes the counter ``k`` of its first draw and
 # returns ``(value, next counter)``, so that several can draw from one sample's key in turn.
-# The ``*_py`` twins compute the same numbers in plain Python (for tests and for code that
-# runs outside compiled kernels).
+# They are compiled; Python calls them as they are.
 
 _TWO_PI = 6.283185307179586
 _THIRD = 1.0 / 3.0
@@ -133,47 +132,6 @@ def beta_variate(key, k, a, b):
     log_x, k = log_gamma_variate(key, k, a)
     log_y, k = log_gamma_variate(key, k, b)
     t = log_y - log_x                   # value = 1 / (1 + e^t), without overflow
-    if t > 0.0:
-        e = math.exp(-t)
-        return e / (1.0 + e), k
-    return 1.0 / (1.0 + math.exp(t)), k
-
-
-def standard_normal_py(key, k):
-    """``standard_normal`` in plain Python."""
-    u1 = 1.0 - uniform_py(key, k)
-    u2 = uniform_py(key, k + 1)
-    return math.sqrt(-2.0 * math.log(u1)) * math.cos(_TWO_PI * u2), k + 2
-
-
-def log_gamma_variate_py(key, k, shape):
-    """``log_gamma_variate`` in plain Python."""
-    boost = 0.0
-    a = float(shape)
-    if a < 1.0:
-        boost = math.log(1.0 - uniform_py(key, k)) / a
-        k += 1
-        a += 1.0
-    d = a - _THIRD
-    c = 1.0 / math.sqrt(9.0 * d)
-    while True:
-        x, k = standard_normal_py(key, k)
-        u = 1.0 - uniform_py(key, k)
-        k += 1
-        v = 1.0 + c * x
-        if v <= 0.0:
-            continue
-        v = v * v * v
-        x2 = x * x
-        if u < 1.0 - 0.0331 * x2 * x2 or math.log(u) < 0.5 * x2 + d * (1.0 - v + math.log(v)):
-            return math.log(d * v) + boost, k
-
-
-def beta_variate_py(key, k, a, b):
-    """``beta_variate`` in plain Python."""
-    log_x, k = log_gamma_variate_py(key, k, a)
-    log_y, k = log_gamma_variate_py(key, k, b)
-    t = log_y - log_x
     if t > 0.0:
         e = math.exp(-t)
         return e / (1.0 + e), k

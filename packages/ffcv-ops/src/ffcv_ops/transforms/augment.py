@@ -5,13 +5,7 @@ import numpy as np
 from ..allocation_query import AllocationQuery
 from ..kernels.augment import cutout_inplace, flip_draws, flip_horizontal_inplace, translate_rows
 from ..operation import Operation
-
-
-def _require_images(op, state):
-    if not state.jit_mode or state.shape is None or len(state.shape) != 3:
-        raise ValueError(f"{type(op).__name__} works on numpy image batches (height, width, channels) "
-                         f"before ToTensor; it got data of shape {state.shape} "
-                         f"({'numpy' if state.jit_mode else 'torch'})")
+from .inputs import require_images
 
 
 #: images up to this many pixels are flipped by one compiled call per chunk rather than one
@@ -36,7 +30,7 @@ class RandomHorizontalFlip(Operation):
         self.flip_prob = float(flip_prob)
 
     def declare_state_and_memory(self, previous_state):
-        _require_images(self, previous_state)
+        require_images(self, previous_state)
         return previous_state, None
 
     def generate_code(self):
@@ -94,7 +88,7 @@ class Cutout(Operation):
         self.fill = tuple(fill)
 
     def declare_state_and_memory(self, previous_state):
-        _require_images(self, previous_state)
+        require_images(self, previous_state)
         self._fill = _fill_for(self, self.fill, previous_state)
         self._size = (int(self.crop_size) if self.crop_size is not None
                       else max(1, min(previous_state.shape[:2]) // 2))
@@ -134,7 +128,7 @@ class RandomTranslate(Operation):
         self.fill = tuple(fill)
 
     def declare_state_and_memory(self, previous_state):
-        _require_images(self, previous_state)
+        require_images(self, previous_state)
         self._fill = _fill_for(self, self.fill, previous_state)
         return previous_state, AllocationQuery(previous_state.shape, previous_state.dtype)
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..kernels.color import brightness_inplace, contrast_inplace, saturation_inplace
 from ..operation import Operation
-from .augment import _require_images
+from .inputs import require_images
 
 
 class _ColorJitter(Operation):
@@ -37,7 +37,7 @@ class _ColorJitter(Operation):
         return max(0.0, 1.0 - self.magnitude), 1.0 + self.magnitude
 
     def declare_state_and_memory(self, previous_state):
-        _require_images(self, previous_state)
+        require_images(self, previous_state)
         name = type(self).__name__
         if np.dtype(previous_state.dtype) != np.uint8:
             raise ValueError(f"{name} works on uint8 images, got {np.dtype(previous_state.dtype)}")

@@ -8,7 +8,7 @@ import numpy as np
 from ..allocation_query import AllocationQuery
 from ..kernels.crop import random_resized_crop_boxes
 from ..operation import Operation
-from .augment import _require_images
+from .inputs import require_images
 
 #: image types OpenCV's INTER_AREA resizing handles
 _CV_RESIZE_TYPES = tuple(np.dtype(t) for t in ('u1', 'u2', 'i2', 'f4', 'f8'))
@@ -52,7 +52,7 @@ class RandomResizedCrop(Operation):
         self.size = int(size)
 
     def declare_state_and_memory(self, previous_state):
-        _require_images(self, previous_state)
+        require_images(self, previous_state)
         height, width, channels = previous_state.shape
         dtype = np.dtype(previous_state.dtype)
         if dtype not in _CV_RESIZE_TYPES:

@@ -8,7 +8,7 @@ import numpy as np
 from ..allocation_query import AllocationQuery
 from ..kernels.mixup import mixup_label_rows, mixup_rows
 from ..operation import Operation
-from .augment import _require_images
+from .inputs import require_images, require_labels
 
 #: the random stream both halves of mixup draw from (see ``Operation.random_stream``)
 MIXUP_STREAM = 'mixup'
@@ -60,7 +60,7 @@ class ImageMixup(_Mixup):
     """
 
     def declare_state_and_memory(self, previous_state):
-        _require_images(self, previous_state)
+        require_images(self, previous_state)
         dtype = np.dtype(previous_state.dtype)
         if dtype.kind not in 'iu' and dtype not in (np.float32, np.float64):
             raise ValueError(f"ImageMixup blends integer, float32 or float64 images, got {dtype}")
@@ -94,12 +94,7 @@ class LabelMixup(_Mixup):
     """
 
     def declare_state_and_memory(self, previous_state):
-        shape, dtype = previous_state.shape, previous_state.dtype
-        if (not previous_state.jit_mode or shape is None or tuple(shape) != (1,)
-                or np.dtype(dtype).kind not in 'iu'):
-            raise ValueError(f"LabelMixup works on integer label batches (batch, 1) before ToTensor "
-                             f"(IntDecoder's output); it got data of shape {shape} and type {dtype} "
-                             f"({'numpy' if previous_state.jit_mode else 'torch'})")
+        require_labels(self, previous_state)
         return (replace(previous_state, shape=(3,), dtype=np.dtype(np.float32)),
                 AllocationQuery((3,), np.dtype(np.float32)))
 

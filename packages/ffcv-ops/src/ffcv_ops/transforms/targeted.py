@@ -7,7 +7,7 @@ import numpy as np
 
 from ..kernels.targeted import poison_inplace, replace_labels_inplace
 from ..operation import Operation
-from .augment import _require_images
+from .inputs import require_images, require_labels
 
 
 def _sorted_indices(op, indices):
@@ -75,7 +75,7 @@ class Poison(Operation):
         self.indices = _sorted_indices(self, indices)
 
     def declare_state_and_memory(self, previous_state):
-        _require_images(self, previous_state)
+        require_images(self, previous_state)
         shape, dtype = tuple(previous_state.shape), np.dtype(previous_state.dtype)
         if shape != self.mask.shape:
             raise ValueError(f"Poison mask has shape {self.mask.shape}, the images {shape}")
@@ -129,14 +129,9 @@ class ReplaceLabel(Operation):
         self.indices = _sorted_indices(self, indices)
 
     def declare_state_and_memory(self, previous_state):
-        shape, dtype = previous_state.shape, previous_state.dtype
-        if (not previous_state.jit_mode or shape is None or tuple(shape) != (1,)
-                or np.dtype(dtype).kind not in 'iu'):
-            raise ValueError(f"ReplaceLabel works on integer label batches (batch, 1) before ToTensor "
-                             f"(IntDecoder's output); it got data of shape {shape} and type {dtype} "
-                             f"({'numpy' if previous_state.jit_mode else 'torch'})")
-        info = np.iinfo(np.dtype(dtype))
-        if not info.min <= self.new_label <= info.max:
+        require_labels(self, previous_state)
+        dtype = np.dtype(previous_state.dtype)
+        if not np.iinfo(dtype).min <= self.new_label <= np.iinfo(dtype).max:
             raise ValueError(f"ReplaceLabel new_label {self.new_label} does not fit the labels' type {dtype}")
         return previous_state, None
 

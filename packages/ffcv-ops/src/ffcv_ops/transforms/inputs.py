@@ -1,0 +1,19 @@
+"""What the transforms take: checks of the previous state with errors naming the operation."""
+import numpy as np
+
+
+def require_images(op, state):
+    """``state`` must be numpy image batches ``(height, width, channels)`` (before ToTensor)."""
+    if not state.jit_mode or state.shape is None or len(state.shape) != 3:
+        raise ValueError(f"{type(op).__name__} works on numpy image batches (height, width, channels) "
+                         f"before ToTensor; it got data of shape {state.shape} "
+                         f"({'numpy' if state.jit_mode else 'torch'})")
+
+
+def require_labels(op, state):
+    """``state`` must be integer label batches ``(batch, 1)`` before ToTensor (IntDecoder's output)."""
+    shape, dtype = state.shape, state.dtype
+    if not state.jit_mode or shape is None or tuple(shape) != (1,) or np.dtype(dtype).kind not in 'iu':
+        raise ValueError(f"{type(op).__name__} works on integer label batches (batch, 1) before ToTensor "
+                         f"(IntDecoder's output); it got data of shape {shape} and type {dtype} "
+                         f"({'numpy' if state.jit_mode else 'torch'})")
