@@ -3,11 +3,11 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from ffcv_format import (BytesField, Field, FloatField, IntField, JSONField, NDArrayField, TorchTensorField)
+from ffcv_format import (BytesField, DatasetWriter, Field, Reader, FloatField, IntField, JSONField, NDArrayField, TorchTensorField)
 from ffcv_format.fields import base as field_base
 from ffcv_format.testing import write_dataset
 
-from ffcv_ops import (BytesDecoder, CenterCropRGBImageDecoder, FloatDecoder, IntDecoder, NDArrayDecoder,
+from ffcv_ops import (BasicDecoder, BytesDecoder, CenterCropRGBImageDecoder, FloatDecoder, IntDecoder, NDArrayDecoder,
                       RandomResizedCropRGBImageDecoder, SimpleRGBImageDecoder, Squeeze, ToTensor, default_decoder,
                       register_default_decoder)
 from ffcv_ops.kernels.crop import random_resized_crop_box
@@ -305,3 +305,43 @@ def test_register_default_decoder_and_the_field_hook(values_file):
 
     with pytest.raises(TypeError, match=r"no default decoder for a Unregistered"):
         default_decoder(Unregistered())
+
+
+# ------------------------------------------------------------ FFCV 1.0's BasicDecoder
+
+
+class Millimetres(Field):
+    """A custom field keeping one uint16 per sample in its metadata, as FFCV 1.0 allowed."""
+
+    @property
+    def metadata_type(self):
+        return np.dtype('<u2')
+
+    @staticmethod
+    def from_binary(binary):
+        return Millimetres()
+
+    def to_binary(self):
+        return np.zeros(1, dtype=np.dtype([('', '<u1', 1024)]))[0]
+
+    def encode(self, destination, value, malloc):
+        destination[0] = value
+
+    def get_decoder_class(self):
+        return MillimetresDecoder
+
+
+class MillimetresDecoder(BasicDecoder):
+    dtype = np.dtype('<u2')
+
+
+def test_basic_decoder_subclass_decodes_a_custom_scalar_field(tmp_path):
+    DatasetWriter(tmp_path / 'mm.beton', {'mm': Millimetres()}, progress=False).from_indexed_dataset(
+        [(v,) for v in range(0, 60000, 600)])
+    reader = Reader(tmp_path / 'mm.beton', custom_handlers={'mm': Millimetres})
+    indices = shuffled(100, 3)
+    out = run_pipeline(reader, 'mm', [], indices)          # the default pipeline: its decoder, ToTensor
+    assert out.dtype == torch.uint16 and out.shape == (100, 1)
+    assert out[:, 0].tolist() == (indices * 600).tolist()
+    with pytest.raises(TypeError, match='BasicDecoder subclass sets one'):
+        run_pipeline(reader, 'mm', [BasicDecoder()], indices)

@@ -129,7 +129,15 @@ def test_user_errors_end_with_one_line(folder, converted, tmp_path):
     root, _ = folder
     assert_one_line_error(ffcv('convert', tmp_path / 'nope', tmp_path / 'x.beton'), 'convert',
                           'nope', 'does not exist')
-    assert_one_line_error(ffcv('convert', root, converted), 'convert', 'already exists', '--overwrite')
+    # an existing output: refused, and the message names the flag, not the Python argument
+    for command, args in [('convert', [root, converted]), ('concat', [converted, converted, '-o', converted]),
+                          ('subset', [converted, converted, '--indices', '0:3']),
+                          ('append', [converted, converted, '-o', converted])]:
+        before = converted.read_bytes()
+        result = ffcv(command, *args)
+        assert_one_line_error(result, command, 'already exists', 'add --overwrite to replace it')
+        assert 'overwrite=True' not in result.stderr
+        assert converted.read_bytes() == before
     assert_one_line_error(ffcv('convert', root, tmp_path / 'y.beton', '--fields', 'image=image:picture'),
                           'convert', "unknown type 'picture'")
     assert_one_line_error(ffcv('subset', converted, tmp_path / 's.beton', '--indices', '5,20'), 'subset',
