@@ -2,11 +2,12 @@
 own keeps them in slots of an arena, in any order)."""
 import numpy as np
 import pytest
-from ffcv_format import BytesField, NDArrayField, RGBImageField
+from ffcv_format import BytesField, FormatError, NDArrayField, RGBImageField
+from ffcv_format.storage import Allocations
 from ffcv_format.testing import photo_like_image, write_dataset
 
 from ffcv_ops import CenterCropRGBImageDecoder
-from ffcv_ops.storage import allocation_sizes, locate_many, make_storage_state, memory_read, read_at
+from ffcv_ops.storage import find, find_many, make_storage_state, memory_read, read_at
 from ffcv_ops.testing import run_batch, make_pipeline, storage_state_of
 
 N = 90
@@ -40,7 +41,7 @@ def relocated_state(reader, resident=None):
         data = reader.buffer[page * ps:(page + 1) * ps]
         arena[slot * ps:slot * ps + data.size] = data
         offsets[page] = slot * ps
-    return make_storage_state(arena, offsets, ps, *reader.allocation_index())
+    return make_storage_state(arena, offsets, ps, reader.allocations(), reader.data_region)
 
 
 @pytest.mark.parametrize('field,ops', [('arr', []), ('blob', []),
@@ -65,10 +66,10 @@ def test_reading_a_page_that_is_not_resident_is_an_error(multi_page_file):
     ptr = int(multi_page_file.metadata['arr'][N - 1])
     page = ptr // multi_page_file.page_size
     state = relocated_state(multi_page_file, resident={p for p in range(10) if p != page})
-    with pytest.raises(RuntimeError, match='a page was read before the loader made it resident'):
+    with pytest.raises(RuntimeError, match='sample 89: the page of its data at [0-9]+ was read before the loader made it resident'):
         run_batch(pipeline, state, np.array([N - 1]))
-    with pytest.raises(RuntimeError, match='resident'):
-        locate_many(np.array([ptr]), state)
+    starts, sizes = np.zeros(1, np.int64), np.zeros(1, np.int64)
+    assert find_many(np.array([ptr], np.uint64), np.array([N - 1]), state, starts, sizes) == (0, 6)  # NOT_RESIDENT
 
 
 def test_memory_read_gives_whole_allocations(multi_page_file):
@@ -78,15 +79,15 @@ def test_memory_read_gives_whole_allocations(multi_page_file):
         expected = multi_page_file.read(ptr, size)
         np.testing.assert_array_equal(memory_read(np.uint64(ptr), state), expected)
         np.testing.assert_array_equal(read_at(np.uint64(ptr), size, state), expected)
-        assert allocation_sizes(np.array([ptr]), state).tolist() == [multi_page_file.allocation_size(ptr)]
-    with pytest.raises(RuntimeError, match='no allocation starts at this pointer'):
+        assert find(np.uint64(ptr), i, state)[1:] == (multi_page_file.allocation_size(ptr), 0)
+    with pytest.raises(ValueError, match='no allocation starts at a data pointer'):
         memory_read(np.uint64(int(multi_page_file.metadata['arr'][3]) + 1), state)
 
 
 def test_page_size_must_be_a_power_of_two():
     with pytest.raises(ValueError, match='power of two'):
-        make_storage_state(np.zeros(10, np.uint8), np.zeros(1, np.int64), 3000, np.zeros(0, np.uint64),
-                           np.zeros(0, np.uint64))
+        make_storage_state(np.zeros(10, np.uint8), np.zeros(1, np.int64), 3000,
+                           Allocations(*(np.zeros(0, np.uint64),) * 3), (0, 10))
 
 
 def test_a_corrupted_image_is_reported(multi_page_file):
@@ -95,10 +96,11 @@ def test_a_corrupted_image_is_reported(multi_page_file):
     ptr = int(multi_page_file.metadata['img'][5]['data_ptr'])
     arena[ptr:ptr + 200] = 0                         # the JPEG header is gone
     num_pages = -(-multi_page_file.file_size // ps)
-    state = make_storage_state(arena, np.arange(num_pages) * ps, ps, *multi_page_file.allocation_index())
+    state = make_storage_state(arena, np.arange(num_pages) * ps, ps, multi_page_file.allocations(),
+                               multi_page_file.data_region)
     pipeline = make_pipeline(multi_page_file, 'img', [CenterCropRGBImageDecoder((8, 8))])
     pipeline.declare()
     pipeline.generate()
     run_batch(pipeline, state, np.array([4, 6]))
-    with pytest.raises(ValueError, match=r"a stored image does not decode \(corrupted file\?\)"):
+    with pytest.raises(FormatError, match=r"sample 5: a stored image does not decode \(corrupted file\?\)"):
         run_batch(pipeline, state, np.array([4, 5, 6]))

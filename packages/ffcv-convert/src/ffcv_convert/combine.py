@@ -173,6 +173,8 @@ def combine(selections, dst, *, overwrite=False, page_size=None, custom_handlers
                 if bad.any():
                     raise IndexError(f"index {int(indices[bad][0])} is out of range for {path!r}, "
                                      f"which has {reader.num_samples} samples (0..{reader.num_samples - 1})")
+            for name in reader.field_names:   # every data pointer checked before a byte is copied
+                reader.extents(name, indices)
             picked.append(indices)
         if page_size is None:
             page_size = max(r.page_size for r in readers)

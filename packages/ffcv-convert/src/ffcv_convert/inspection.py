@@ -4,23 +4,11 @@ import os
 import numpy as np
 from ffcv_format import ImageField, Reader
 from ffcv_format.fields.image import MODE_JPEG, MODE_PNG, MODE_RAW
-from ffcv_format.spec import align_up
 from ffcv_format.units import human_size
 
 __all__ = ['summarize', 'format_summary', 'contact_sheet']
 
 _MODE_NAMES = {MODE_JPEG: 'jpeg', MODE_RAW: 'raw', MODE_PNG: 'png'}
-
-
-def _sizes_by_pointer(reader, pointers):
-    table = reader.alloc_table
-    order = np.argsort(table['ptr'], kind='stable')
-    ptrs = np.asarray(table['ptr'])[order]
-    sizes = np.asarray(table['size'])[order]
-    at = np.clip(np.searchsorted(ptrs, pointers), 0, max(ptrs.size - 1, 0))
-    if ptrs.size == 0:
-        return np.zeros(pointers.shape, np.int64)
-    return np.where(ptrs[at] == pointers, sizes[at], 0).astype(np.int64)
 
 
 def summarize(path, custom_handlers=None):
@@ -34,6 +22,7 @@ def summarize(path, custom_handlers=None):
         meta = reader.metadata
         n = reader.num_samples
         fields = []
+        problems = []
         for name in reader.field_names:
             handler = reader.handlers[name]
             described = repr(handler)
@@ -43,9 +32,8 @@ def summarize(path, custom_handlers=None):
                     'metadata_bytes': int(handler.metadata_type.itemsize)}
             pointer_names = getattr(handler, 'pointer_names', ())
             stored = np.zeros(n, dtype=np.int64)
-            for member in pointer_names:
-                column = meta[name][member] if member else meta[name]
-                stored += _sizes_by_pointer(reader, np.asarray(column, dtype=np.uint64))
+            for _, _, sizes in reader.extents(name, problems=problems):
+                stored += np.maximum(sizes, 0)
             info['data_bytes'] = int(stored.sum())
             if n and pointer_names:
                 info['bytes_per_sample'] = {'min': int(stored.min()), 'mean': float(stored.mean()),
@@ -66,13 +54,9 @@ def summarize(path, custom_handlers=None):
                                   'distinct': int(np.unique(values).size)}
             fields.append(info)
         table = reader.alloc_table
-        allocated = int(np.asarray(table['size']).sum())
-        data_start = align_up(reader.metadata_end, reader.page_size)
-        if table.size:
-            data_start = int(np.asarray(table['ptr']).min()) // reader.page_size * reader.page_size
-            num_pages = -(-(reader.alloc_table_ptr - data_start) // reader.page_size)
-        else:
-            num_pages = 0
+        allocated = int(np.minimum(np.asarray(table['size']), np.uint64(reader.page_size)).sum())
+        data_start, data_end = reader.data_region
+        num_pages = -(-(data_end - data_start) // reader.page_size) if table.size else 0
         return {
             'path': os.fspath(path), 'file_size': reader.file_size, 'num_samples': n,
             'page_size': reader.page_size, 'num_pages': int(num_pages),
@@ -81,6 +65,9 @@ def summarize(path, custom_handlers=None):
             'metadata_bytes': int(reader.metadata_end - reader.metadata_start),
             'alloc_table_bytes': int(reader.file_size - reader.alloc_table_ptr),
             'fields': fields,
+            # data pointers that are not as they must be (`ffcv verify` checks everything)
+            'problems': [f"sample {sample}, {message}" for sample, message in problems[:10]],
+            'num_problems': len(problems),
         }
     finally:
         reader.close()
@@ -112,6 +99,10 @@ def format_summary(summary):
                  f"({human_size(s['allocated_bytes'])} of data in {s['num_allocations']} allocations)")
     lines.append(f"tables: metadata {human_size(s['metadata_bytes'])}, allocation table "
                  f"{human_size(s['alloc_table_bytes'])}")
+    if s.get('num_problems'):
+        lines.append(f"PROBLEMS: {s['num_problems']} data pointer(s) are not as they must be (the file is "
+                     f"damaged; `ffcv verify` lists everything), e.g.:")
+        lines += [f"  {problem}" for problem in s['problems'][:3]]
     return '\n'.join(lines)
 
 

@@ -59,8 +59,7 @@ def write_image_folder(root, count, classes=3, seed=0, sizes=(40, 90), extension
 
 def stored_bytes(reader, index, field='image'):
     """The bytes an image field stores for sample ``index`` (e.g. the JPEG file, kept as is)."""
-    ptr = int(reader.metadata[index][field]['data_ptr'])
-    return bytes(reader.read(ptr, reader.allocation_size(ptr)))
+    return bytes(reader.stored_bytes(index, field))
 
 
 def truncate_file(path, keep=0.5):

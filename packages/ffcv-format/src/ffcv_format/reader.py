@@ -5,9 +5,10 @@ import os
 import numpy as np
 
 from .errors import FormatError
-from .fields import TYPE_ID_HANDLER
-from .spec import (ALLOC_TABLE_TYPE, CURRENT_VERSION, CUSTOM_TYPE_ID, FIELD_DESC_TYPE,
-                   HEADER_TYPE, metadata_type)
+from .fields import TYPE_ID_HANDLER, NDArrayField
+from .spec import (ALLOC_TABLE_TYPE, CURRENT_VERSION, CUSTOM_TYPE_ID, FIELD_DESC_TYPE, HEADER_TYPE, MAX_PAGE_SIZE,
+                   MIN_PAGE_SIZE, align_up, metadata_type)
+from .storage import Allocations, check_extents, describe, make_storage_state
 
 
 class Reader:
@@ -39,7 +40,7 @@ class Reader:
         self._read_header()
         self._read_field_descriptors()
         self._map_tables()
-        self._sorted_ptrs = None
+        self._allocations = None
 
     def _fail(self, message):
         raise FormatError(f"{self.file_name!r}: {message}")
@@ -57,6 +58,9 @@ class Reader:
             self._fail("the header says it has no fields")
         if self.page_size <= 0 or self.page_size & (self.page_size - 1):
             self._fail(f"page_size {self.page_size} is not a power of two")
+        if not MIN_PAGE_SIZE <= self.page_size <= MAX_PAGE_SIZE:
+            self._fail(f"page_size {self.page_size} is outside the format's bounds [{MIN_PAGE_SIZE}, "
+                       f"{MAX_PAGE_SIZE}]")
 
     def _read_field_descriptors(self):
         start = HEADER_TYPE.itemsize
@@ -92,6 +96,9 @@ class Reader:
                 handler = handler_class.from_binary(descriptor['arguments'].copy())
             except Exception as e:
                 self._fail(f"field {name!r} ({handler_class.__name__}) has invalid arguments: {e}")
+            if isinstance(handler, NDArrayField) and handler.element_size > self.page_size:
+                self._fail(f"field {name!r} ({handler!r}) has arrays of {handler.element_size} bytes, more "
+                           f"than a page ({self.page_size} bytes): its shape or dtype is corrupt")
             self.field_names.append(name)
             self.handlers[name] = handler
         self.metadata_start = end
@@ -116,36 +123,117 @@ class Reader:
                                       dtype=ALLOC_TABLE_TYPE, buffer=self._mmap,
                                       offset=self.alloc_table_ptr)
 
-    # ------------------------------------------------------------ storage access
+    # ------------------------------------------------------------ where the bytes are
 
-    def read(self, ptr, size):
-        """The `size` bytes of the data region at `ptr` (a read-only view)."""
-        if not (self.metadata_end <= ptr and ptr + size <= self.alloc_table_ptr and size >= 0):
-            raise FormatError(f"pointer {ptr} (+{size} bytes) is outside the data region "
-                              f"[{self.metadata_end}, {self.alloc_table_ptr})")
-        return self.buffer[ptr:ptr + size]
+    @property
+    def data_region(self):
+        """``(start, end)``: the file offsets data pointers may point into: from the first page
+        boundary at or after the metadata to the allocation table (empty when there is none)."""
+        start = min(align_up(self.metadata_end, self.page_size), self.alloc_table_ptr)
+        return start, self.alloc_table_ptr
+
+    def allocations(self):
+        """The allocation table sorted by pointer (:class:`ffcv_format.storage.Allocations`):
+        views on the file when it is sorted already (as this library writes it), else a
+        sorted copy, made once."""
+        if self._allocations is None:
+            table = self.alloc_table
+            ptrs = table['ptr']
+            if ptrs.size and not np.all(ptrs[1:] >= ptrs[:-1]):
+                order = np.argsort(ptrs, kind='stable')
+                self._allocations = Allocations(ptrs[order], table['size'][order], table['sample_id'][order])
+            else:
+                self._allocations = Allocations(ptrs, table['size'], table['sample_id'])
+        return self._allocations
 
     def allocation_size(self, ptr):
         """The size of the allocation that starts at `ptr`, from the allocation table."""
-        ptrs, sizes = self.allocation_index()
-        lo = np.searchsorted(ptrs, ptr, side='left')
-        hi = np.searchsorted(ptrs, ptr, side='right')
+        allocations = self.allocations()
+        lo = np.searchsorted(allocations.ptr, ptr, side='left')
+        hi = np.searchsorted(allocations.ptr, ptr, side='right')
         if lo == hi:
-            raise FormatError(f"no allocation starts at pointer {ptr}")
-        return int(sizes[lo:hi].max())
+            raise FormatError(f"{self.file_name!r}: no allocation starts at pointer {ptr}")
+        return int(allocations.size[lo:hi].max())
 
-    def allocation_index(self):
-        """The allocation table's pointers and sizes sorted by pointer, as two arrays: views
-        on the file when it is sorted already (as this library writes it), else a sorted copy
-        (made once)."""
-        if self._sorted_ptrs is None:
-            ptrs = self.alloc_table['ptr']
-            if ptrs.size and not np.all(ptrs[1:] >= ptrs[:-1]):
-                order = np.argsort(ptrs, kind='stable')
-                self._sorted_ptrs = (ptrs[order], self.alloc_table['size'][order])
-            else:
-                self._sorted_ptrs = (ptrs, self.alloc_table['size'])
-        return self._sorted_ptrs
+    def extents(self, name, samples=None, problems=None):
+        """Where field ``name`` of ``samples`` (default: all) keeps its data: a list with, for
+        each of the field's ``pointer_names``, ``(member, ptrs, sizes)`` (uint64 pointers and
+        int64 allocation sizes, one per sample).
+
+        Every pointer is checked (see ``ffcv_format.storage``): it must start an allocation of
+        its own sample, inside the data region and one page, of the size the field records.
+        The first violation raises :class:`FormatError` naming the file, field and sample;
+        given a list as ``problems``, violations are appended to it as ``(sample, message)``
+        instead, and their sizes are -1.
+        """
+        handler = self._handler(name)
+        column = self.metadata[name]
+        if samples is None:
+            samples = np.arange(self.num_samples, dtype=np.int64)
+        else:
+            samples = np.asarray(samples, dtype=np.int64).reshape(-1)
+            column = column[samples]
+        result = []
+        members = tuple(getattr(handler, 'pointer_names', ()))
+        if not members:
+            return result
+        expected = handler.expected_sizes(column)
+        allocations = self.allocations()
+        for member, wanted in zip(members, expected):
+            ptrs = np.asarray(column[member] if member else column, dtype=np.uint64)
+            sizes, codes = check_extents(allocations, ptrs, samples, wanted, self.data_region, self.page_size)
+            for k in np.flatnonzero(codes):
+                message = describe(int(codes[k]), int(ptrs[k]), int(sizes[k]), int(wanted[k]), self.data_region,
+                                   self.page_size)
+                if problems is None:
+                    raise FormatError(f"{self.file_name!r}: sample {int(samples[k])}, field {name!r}: {message}")
+                problems.append((int(samples[k]), f"field {name!r}: {message}"))
+            result.append((member, ptrs, sizes))
+        return result
+
+    def stored_bytes(self, index, name, member=None):
+        """The bytes field ``name`` of sample ``index`` stores (its first pointer's allocation,
+        or ``member``'s), as they are in the file: e.g. a JPEG file, or raw pixels."""
+        index = self._check_index(index)
+        for found, ptrs, sizes in self.extents(name, [index]):
+            if member is None or found == member:
+                return self.buffer[int(ptrs[0]):int(ptrs[0]) + int(sizes[0])]
+        raise KeyError(f"field {name!r} keeps no data" + (f" under {member!r}" if member else ''))
+
+    def sample_pages(self, names):
+        """A ``(num_samples, k)`` int64 array: for fields ``names``, the page holding each of
+        their pointers (read without checks: the loader's decoders check them)."""
+        columns = []
+        for name in names:
+            field = self._handler(name)
+            column = self.metadata[name]
+            for pointer in getattr(field, 'pointer_names', ()):
+                ptrs = np.asarray(column if pointer == '' else column[pointer], dtype=np.uint64)
+                columns.append((ptrs // np.uint64(self.page_size)).astype(np.int64))
+        if not columns:
+            return np.full((self.num_samples, 0), -1, dtype=np.int64)
+        return np.stack(columns, axis=1)
+
+    def storage_state(self):
+        """The storage state over the memory-mapped file (see ``ffcv_format.storage``): every
+        page resident where it is in the file."""
+        num_pages = -(-self.file_size // self.page_size)
+        return make_storage_state(self.buffer, np.arange(num_pages, dtype=np.int64) * self.page_size,
+                                  self.page_size, self.allocations(), self.data_region)
+
+    def read(self, ptr, size):
+        """The `size` bytes of the data region at `ptr` (a read-only view)."""
+        start, end = self.data_region
+        if not (size >= 0 and start <= ptr and ptr + size <= end):
+            raise FormatError(f"{self.file_name!r}: pointer {ptr} (+{size} bytes) is outside the data region "
+                              f"[{start}, {end})")
+        return self.buffer[ptr:ptr + size]
+
+    def _handler(self, name):
+        try:
+            return self.handlers[name]
+        except KeyError:
+            raise KeyError(f"no field {name!r}; fields are {self.field_names}") from None
 
     # ------------------------------------------------------------ samples
 
@@ -159,10 +247,8 @@ class Reader:
     def read_field(self, index, name):
         """The decoded value of field `name` of sample `index`."""
         index = self._check_index(index)
-        try:
-            handler = self.handlers[name]
-        except KeyError:
-            raise KeyError(f"no field {name!r}; fields are {self.field_names}") from None
+        handler = self._handler(name)
+        self.extents(name, [index])          # its pointers and sizes, checked
         try:
             return handler.decode(self.metadata[index][name], self)
         except FormatError as e:
@@ -184,7 +270,7 @@ class Reader:
 
     def close(self):
         """Release the memory map (views handed out before stay valid until freed)."""
-        self.metadata = self.alloc_table = self.buffer = self._sorted_ptrs = self.field_descriptors = None
+        self.metadata = self.alloc_table = self.buffer = self._allocations = self.field_descriptors = None
         try:
             self._mmap.close()
         except BufferError:

@@ -351,22 +351,9 @@ def _read_file_facts(path, sample_limit=4096, jpeg_limit=24, seed=0):
         rng = np.random.default_rng(seed)
         picked = np.sort(rng.choice(n, size=min(n, sample_limit), replace=False))
         meta = reader.metadata[picked]                     # a copy of the picked rows
-        ptrs_sorted, sizes_sorted = reader.allocation_index()
-        ptrs_sorted = np.array(ptrs_sorted, dtype=np.uint64)     # copies: the file is closed below
-        sizes_sorted = np.array(sizes_sorted, dtype=np.int64)
-
-        def sizes_of(pointers):
-            pointers = np.asarray(pointers, dtype=np.uint64)
-            if ptrs_sorted.size == 0:
-                return np.zeros(pointers.shape, np.int64)
-            at = np.clip(np.searchsorted(ptrs_sorted, pointers), 0, ptrs_sorted.size - 1)
-            return np.where(ptrs_sorted[at] == pointers, sizes_sorted[at], 0)
-
         columns = []
         for name in reader.field_names:
-            for member in getattr(reader.handlers[name], 'pointer_names', ()):
-                pointers = np.asarray(meta[name] if member == '' else meta[name][member], dtype=np.uint64)
-                columns.append((pointers, sizes_of(pointers)))
+            columns += [(ptrs, sizes) for _, ptrs, sizes in reader.extents(name, picked)]
         extents = [[(int(p[k]), int(s[k])) for p, s in columns if s[k] > 0] for k in range(picked.size)]
         images, jpegs = {}, {}
         for name in reader.field_names:
@@ -385,12 +372,8 @@ def _read_file_facts(path, sample_limit=4096, jpeg_limit=24, seed=0):
                             'heights': heights, 'widths': widths,
                             'channels': int(getattr(handler, 'channels', 3))}
             jpeg_rows = np.flatnonzero(modes == 0)[:jpeg_limit]
-            pointers = np.asarray(column['data_ptr'], dtype=np.uint64)[jpeg_rows]
-            jpegs[name] = [bytes(reader.read(int(p), int(s))) for p, s in zip(pointers, sizes_of(pointers))]
-        if ptrs_sorted.size:
-            data_start = int(ptrs_sorted.min()) // reader.page_size * reader.page_size
-        else:
-            data_start = reader.alloc_table_ptr
+            jpegs[name] = [bytes(reader.stored_bytes(int(picked[k]), name)) for k in jpeg_rows]
+        data_start = reader.data_region[0]
         facts = _FileFacts(path=os.fspath(path), file_size=reader.file_size, num_samples=n,
                            page_size=reader.page_size, data_start=data_start, data_end=reader.alloc_table_ptr,
                            fields={k: type(h).__name__ for k, h in reader.handlers.items()},
@@ -1318,20 +1301,14 @@ def _warm_subset(facts, batch_size, batches):
     indices = np.sort(rng.choice(facts.num_samples, size=min(facts.num_samples, wanted), replace=False))
     reader = Reader(facts.path)
     try:
-        meta = reader.metadata[indices]
         fd = os.open(facts.path, os.O_RDONLY)
         try:
-            ptrs, sizes = reader.allocation_index()
             for name in reader.field_names:
-                for member in getattr(reader.handlers[name], 'pointer_names', ()):
-                    pointers = np.asarray(meta[name] if member == '' else meta[name][member], dtype=np.uint64)
-                    at = np.clip(np.searchsorted(ptrs, pointers), 0, max(len(ptrs) - 1, 0))
-                    for p, k in zip(pointers.tolist(), at.tolist()):
-                        if len(ptrs) and int(ptrs[k]) == p:
-                            os.pread(fd, int(sizes[k]), p)
+                for _, pointers, sizes in reader.extents(name, indices):
+                    for p, size in zip(pointers.tolist(), sizes.tolist()):
+                        os.pread(fd, size, p)
         finally:
             os.close(fd)
-        del meta
     finally:
         reader.close()
     return indices

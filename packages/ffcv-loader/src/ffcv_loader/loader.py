@@ -186,7 +186,7 @@ class Loader:
         for name, spec in specs.items():
             ops = ([spec.decoder] if spec.decoder is not None else []) + list(spec.transforms)
             result.append(Pipeline(name, spec.source, self.reader.handlers[spec.source], ops,
-                                   self.reader.metadata[spec.source]))
+                                   self.reader.metadata[spec.source], page_size=self.reader.page_size))
         decoders = [p.operations[0] for p in result]
         if len({id(d) for d in decoders}) != len(decoders):
             raise ValueError("the same decoder object is used by two pipelines; give each its own")

@@ -23,27 +23,14 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 
 import numpy as np
-from ffcv_ops.storage import make_storage_state, memory_read
+from ffcv_format.storage import make_storage_state
+from ffcv_ops.storage import memory_read
 
 
 def sample_pages(reader, field_names):
     """A ``(num_samples, k)`` int64 array: the pages holding each sample's data, for the
-    pointer columns of the given fields (-1 where a field has no data)."""
-    columns = []
-    for name in field_names:
-        field = reader.handlers[name]
-        column = reader.metadata[name]
-        for pointer in getattr(field, 'pointer_names', ()):
-            ptrs = column if pointer == '' else column[pointer]
-            columns.append((np.asarray(ptrs).astype(np.int64) // reader.page_size))
-    if not columns:
-        return np.full((reader.num_samples, 0), -1, dtype=np.int64)
-    return np.stack(columns, axis=1)
-
-
-def _sorted_allocations(reader):
-    ptrs, sizes = reader.allocation_index()
-    return np.asarray(ptrs, dtype=np.uint64), np.asarray(sizes, dtype=np.uint64)
+    pointer columns of the given fields (``Reader.sample_pages``)."""
+    return reader.sample_pages(field_names)
 
 
 class MemoryContext(AbstractContextManager):
@@ -94,7 +81,8 @@ class MemoryManager(ABC):
 
     def __init__(self, reader):
         self.reader = reader
-        self.ptrs, self.sizes = _sorted_allocations(reader)
+        allocations = reader.allocations()
+        self.ptrs, self.sizes = allocations.ptr, allocations.size
         self._page_maps = None
         self._sample_pages = None
 
@@ -158,10 +146,7 @@ class OSCacheManager(MemoryManager):
 
     def __init__(self, reader):
         super().__init__(reader)
-        num_pages = -(-reader.file_size // reader.page_size)
-        self.storage_state = make_storage_state(
-            reader.buffer, np.arange(num_pages, dtype=np.int64) * reader.page_size,
-            reader.page_size, self.ptrs, self.sizes)
+        self.storage_state = reader.storage_state()
 
     def prepare(self, pages):
         return None
@@ -209,7 +194,7 @@ class ProcessCacheManager(MemoryManager):
         self.num_slots = max(1, min(self.num_pages, int(limit_bytes) // ps))
         self.arena = np.empty(self.num_slots * ps, dtype=np.uint8)  # untouched slots cost no RSS
         self.storage_state = make_storage_state(self.arena, np.full(self.num_pages, -1, dtype=np.int64),
-                                                ps, self.ptrs, self.sizes)
+                                                ps, reader.allocations(), reader.data_region)
         # where each page lives in the arena (-1: not resident); the decoders read this array
         self.page_offsets = self.storage_state[1]
         self._lock = threading.Lock()

@@ -13,6 +13,7 @@ import numpy as np
 
 from .allocation_query import AllocationQuery
 from .compiler import Compiler
+from .decoders import Decoder
 from .adapter import build_operations, decoder_call, transform_call
 from .kernels.random import derive_seed, stream_seed
 from .operation import Operation
@@ -63,10 +64,11 @@ class Pipeline:
     """The operations that make one output from one field of a file.
 
     ``operations``: a list whose first element may be a decoder (the field's default
-    decoder is used otherwise). ``metadata`` is the field's metadata column.
+    decoder is used otherwise). ``metadata`` is the field's metadata column, ``page_size``
+    the file's (it bounds what decoders allocate from the metadata).
     """
 
-    def __init__(self, name, source, field, operations: Sequence[Operation], metadata):
+    def __init__(self, name, source, field, operations: Sequence[Operation], metadata, page_size=None):
         operations = build_operations(name, operations, field)
         self.name, self.source, self.field = name, source, field
         self.operations = operations
@@ -74,6 +76,8 @@ class Pipeline:
         decoder = operations[0]
         decoder.accept_field(field)
         decoder.accept_globals(metadata, memory_read)
+        if isinstance(decoder, Decoder):
+            decoder.page_size = page_size
         self.steps: List[_Step] = []
         self._generated = False
         self.states: List[State] = []

@@ -35,7 +35,6 @@ from .allocation_query import AllocationQuery
 from .decoders import Decoder
 from .pipeline import CHUNK_SIZE, Pipeline
 from .state import State
-from .storage import make_storage_state
 
 __all__ = ['storage_state_of', 'make_pipeline', 'run_batch', 'run_pipeline', 'to_numpy',
            'OperationTests']
@@ -43,15 +42,13 @@ __all__ = ['storage_state_of', 'make_pipeline', 'run_batch', 'run_pipeline', 'to
 
 def storage_state_of(reader):
     """The storage state of a ``Reader``'s memory map (every page resident, in place)."""
-    num_pages = -(-reader.file_size // reader.page_size)
-    ptrs, sizes = reader.allocation_index()
-    return make_storage_state(reader.buffer, np.arange(num_pages, dtype=np.int64) * reader.page_size,
-                              reader.page_size, ptrs, sizes)
+    return reader.storage_state()
 
 
 def make_pipeline(reader, field, ops, name=None):
     """A ``Pipeline`` of ``ops`` reading field ``field`` of ``reader`` (not yet declared)."""
-    return Pipeline(name or field, field, reader.handlers[field], list(ops), reader.metadata[field])
+    return Pipeline(name or field, field, reader.handlers[field], list(ops), reader.metadata[field],
+                    page_size=reader.page_size)
 
 
 def _chunk_bounds(n, chunk):

@@ -119,6 +119,13 @@ class Field(ABC):
     def encode(self, destination, field, malloc):
         ...
 
+    def expected_sizes(self, metadata):
+        """For each of ``pointer_names``, the size the allocations of samples ``metadata`` (a
+        column of this field's metadata) must have, as an int64 array; -1 where the field
+        records none (e.g. JPEG data, whose size only the allocation table knows)."""
+        n = len(metadata)
+        return [np.full(n, -1, dtype=np.int64) for _ in self.pointer_names]
+
     def decode(self, metadata, storage):
         """The Python value of one sample; ``storage`` reads the file's data region."""
         raise NotImplementedError(f"{type(self).__name__} cannot decode samples for inspection")

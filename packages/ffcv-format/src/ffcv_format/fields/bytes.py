@@ -46,6 +46,10 @@ class BytesField(Field):
     def to_binary(self):
         return empty_arguments()
 
+    def expected_sizes(self, metadata):
+        return [np.minimum(np.asarray(metadata['size'], dtype=np.uint64),
+                           np.uint64(1 << 62)).astype(np.int64)]
+
     def _store(self, destination, data, malloc):
         ptr, buffer = malloc(data.size)
         buffer[:] = data
@@ -57,6 +61,7 @@ class BytesField(Field):
 
     def decode(self, metadata, storage):
         return storage.read(int(metadata['ptr']), int(metadata['size'])).copy()
+
 
 
 class JSONField(BytesField):

@@ -266,6 +266,12 @@ class ImageField(Field):
         destination['height'], destination['width'] = image.shape[:2]
         destination['data_ptr'] = ptr
 
+    def expected_sizes(self, metadata):
+        raw = np.asarray(metadata['mode']) == MODE_RAW
+        pixels = (np.asarray(metadata['height'], dtype=np.int64) * np.asarray(metadata['width'], dtype=np.int64)
+                  * self.channels)
+        return [np.where(raw, pixels, -1)]
+
     def decode(self, metadata, storage):
         mode, height, width = int(metadata['mode']), int(metadata['height']), int(metadata['width'])
         ptr = int(metadata['data_ptr'])

@@ -92,6 +92,9 @@ class NDArrayField(Field):
         destination[0], buffer = malloc(self.element_size)
         buffer[:] = np.ascontiguousarray(field).reshape(-1).view(np.uint8)
 
+    def expected_sizes(self, metadata):
+        return [np.full(len(metadata), self.element_size, dtype=np.int64)]
+
     def decode(self, metadata, storage):
         data = storage.read(int(metadata), self.element_size)
         return data.view(self.dtype).reshape(self.shape).copy()

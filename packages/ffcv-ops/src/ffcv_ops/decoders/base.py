@@ -1,4 +1,6 @@
 """What every decoder shares."""
+import numpy as np
+
 from ..operation import Operation
 
 
@@ -13,6 +15,19 @@ class Decoder(Operation):
     """
 
     is_parallel = True
+    #: the file's page size, given by the pipeline (None when unknown): no allocation is
+    #: larger, which bounds the buffers a decoder sizes from the metadata
+    page_size = None
+
+    def _too_large(self, what, sizes, limit):
+        """A FormatError naming the sample of the largest of ``sizes`` (one per sample), or None
+        when none exceeds ``limit``."""
+        if limit is None or sizes.size == 0 or int(sizes.max()) <= limit:
+            return None
+        from ffcv_format import FormatError
+        sample = int(np.argmax(sizes))
+        return FormatError(f"sample {sample}: its metadata records {what} of {int(sizes[sample])} bytes, more than "
+                           f"a page ({limit} bytes) (corrupted file? `ffcv verify FILE` lists every problem)")
 
     def _require_field(self, *types):
         if self.field is None:

@@ -6,6 +6,7 @@ from ffcv_format import BytesField
 
 from ..allocation_query import AllocationQuery
 from ..kernels.copy import gather_sized
+from ..storage import storage_error
 from .base import Decoder
 
 
@@ -21,6 +22,9 @@ class BytesDecoder(Decoder):
     def declare_state_and_memory(self, previous_state):
         self._require_field(BytesField)
         sizes = self.metadata['size']
+        error = self._too_large('a value', sizes, self.page_size)
+        if error is not None:
+            raise error
         self.max_size = int(sizes.max()) if sizes.size else 0
         return (replace(previous_state, jit_mode=True, shape=(self.max_size,), dtype=np.dtype('u1')),
                 AllocationQuery((self.max_size,), np.dtype('u1')))
@@ -29,8 +33,10 @@ class BytesDecoder(Decoder):
         ptr_column, size_column = self.metadata['ptr'], self.metadata['size']
 
         def decode(indices, destination, metadata, storage_state, seed=0):
-            gather_sized(ptr_column[indices], size_column[indices].astype(np.int64),
-                         storage_state, destination)
+            ptrs, sizes = ptr_column[indices], size_column[indices].astype(np.int64)
+            row, code = gather_sized(ptrs, sizes, indices, storage_state, destination)
+            if code:
+                raise storage_error(code, indices[row], ptrs[row], None, sizes[row], storage_state)
             return destination
 
         return decode

@@ -17,16 +17,18 @@ from dataclasses import replace
 import cv2
 import numpy as np
 import simplejpeg
-from ffcv_format import ImageField
+from ffcv_format import FormatError, ImageField
 
 from ..allocation_query import AllocationQuery
 from ..kernels.copy import gather_fixed
 from ..kernels.crop import center_crop_boxes, random_resized_crop_boxes
-from ..storage import allocation_sizes, locate_many
+from ..kernels.images import BAD_IMAGE, MODE_JPEG, MODE_PNG, MODE_RAW, image_extents
+from ..storage import WRONG_SIZE, storage_error
 from .base import Decoder
-
-MODE_JPEG, MODE_RAW, MODE_PNG = 0, 1, 2
 DEFAULT_CROP_RATIO = 224 / 256
+#: a chunk's scratch buffer (its largest image) up to this size is allocated from the
+#: metadata as it is; beyond, the images' own headers must confirm their size first
+_TRUSTED_SCRATCH = 64 << 20
 _IMREAD = {1: cv2.IMREAD_GRAYSCALE, 3: getattr(cv2, 'IMREAD_COLOR_RGB', cv2.IMREAD_COLOR),
            4: cv2.IMREAD_UNCHANGED}
 _NATIVE_RGB = hasattr(cv2, 'IMREAD_COLOR_RGB')
@@ -47,20 +49,54 @@ class _ImageDecoder(Decoder):
     compiled = False
 
     def _gather(self, indices, storage_state):
-        """What a chunk needs, gathered once: modes (list), heights and widths (int64 arrays),
-        data starts and sizes (lists), and a scratch buffer big enough for its largest image.
+        """What a chunk needs, gathered once and checked: modes (list), heights and widths
+        (int64 arrays), data starts and sizes (lists), and a scratch buffer big enough for its
+        largest image.
 
         The metadata columns are views on the file: nothing is copied for the whole field
         (which for 10^8 samples would be gigabytes at every start)."""
         meta = self.metadata
+        n = indices.shape[0]
+        modes = meta['mode'][indices]
         heights = meta['height'][indices].astype(np.int64)
         widths = meta['width'][indices].astype(np.int64)
         ptrs = meta['data_ptr'][indices]
-        starts = locate_many(ptrs, storage_state).tolist()
-        sizes = allocation_sizes(ptrs, storage_state).tolist()
-        largest = int((heights * widths).max()) if indices.shape[0] else 0
-        scratch = np.empty(largest * self.channels, np.uint8)
-        return meta['mode'][indices].tolist(), heights, widths, starts, sizes, scratch
+        starts = np.empty(n, np.int64)
+        sizes = np.empty(n, np.int64)
+        channels = self.channels
+        row, code = image_extents(ptrs, indices, modes, heights, widths, channels, storage_state, starts, sizes)
+        if code:
+            raise self._image_error(row, code, indices, ptrs, modes, heights, widths, sizes, storage_state)
+        largest = int((heights * widths).max()) * channels if n else 0
+        if largest > _TRUSTED_SCRATCH:
+            self._check_large_images(indices, modes, heights, widths, starts, sizes, storage_state)
+        return modes.tolist(), heights, widths, starts.tolist(), sizes.tolist(), np.empty(largest, np.uint8)
+
+    def _image_error(self, row, code, indices, ptrs, modes, heights, widths, sizes, state):
+        sample = int(indices[row])
+        if code == BAD_IMAGE:
+            return FormatError(f"sample {sample}: its image metadata is not possible: mode {int(modes[row])}, "
+                               f"{int(widths[row])}x{int(heights[row])} pixels (corrupted file? `ffcv verify FILE` "
+                               f"lists every problem)")
+        expected = int(heights[row] * widths[row]) * self.channels if code == WRONG_SIZE else None
+        return storage_error(code, sample, ptrs[row], sizes[row], expected, state)
+
+    def _check_large_images(self, indices, modes, heights, widths, starts, sizes, state):
+        """Images of many pixels are legal, but a corrupt width or height would make the chunk's
+        scratch buffer huge: before allocating it, the JPEGs that ask for more than
+        ``_TRUSTED_SCRATCH`` bytes must say in their own header that they are that big."""
+        data = state[0]
+        for i in np.flatnonzero(heights * widths * self.channels > _TRUSTED_SCRATCH).tolist():
+            if modes[i] == MODE_RAW:
+                continue          # raw pixels: their allocation has exactly that size (checked)
+            start, size = int(starts[i]), int(sizes[i])
+            try:
+                height, width = simplejpeg.decode_jpeg_header(data[start:start + size])[:2]
+            except ValueError:
+                height, width = _png_size(data[start:start + size])
+            if (height, width) != (int(heights[i]), int(widths[i])):
+                raise FormatError(f"sample {int(indices[i])}: its metadata says its image is {int(widths[i])}x"
+                                  f"{int(heights[i])} pixels, the stored image is {width}x{height} (corrupted file?)")
 
     @property
     def channels(self):
@@ -110,10 +146,23 @@ class SimpleRGBImageDecoder(_ImageDecoder):
         else:
             h, w = int(heights.max()), int(widths.max())
             if int(heights.min()) != h or int(widths.min()) != w:
+                sizes, counts = np.unique(np.stack([widths, heights], axis=1), axis=0, return_counts=True)
+                rare = sizes[np.argmin(counts)]
+                sample = int(np.flatnonzero((widths == rare[0]) & (heights == rare[1]))[0])
                 raise TypeError(   # FFCV 1.0's error type
-                    f"SimpleRGBImageDecoder needs images of one size; this field has sizes from "
-                    f"{int(widths.min())}x{int(heights.min())} to {w}x{h}: use "
-                    f"RandomResizedCropRGBImageDecoder or CenterCropRGBImageDecoder")
+                    f"SimpleRGBImageDecoder needs images of one size; this field has {len(sizes)} sizes, from "
+                    f"{int(widths.min())}x{int(heights.min())} to {w}x{h} (e.g. sample {sample} is "
+                    f"{int(rare[0])}x{int(rare[1])}): use RandomResizedCropRGBImageDecoder or "
+                    f"CenterCropRGBImageDecoder (or, if the file should hold one size, it is corrupt: "
+                    f"`ffcv verify FILE`)")
+            if h == 0 or w == 0:
+                raise FormatError(f"sample {int(np.argmin(heights.astype(np.int64) * widths))}: its image "
+                                  f"metadata says 0 pixels (corrupted file?)")
+            raw = self.metadata['mode'] == MODE_RAW
+            if raw.any() and self.page_size is not None and h * w * self.channels > self.page_size:
+                raise FormatError(f"sample {int(np.flatnonzero(raw)[0])}: its raw image of {w}x{h} pixels would "
+                                  f"need {h * w * self.channels} bytes, more than a page ({self.page_size}) "
+                                  f"(corrupted file?)")
             shape = (h, w, self.channels)
         return (replace(previous_state, jit_mode=True, shape=shape, dtype=np.dtype('u1')),
                 AllocationQuery(shape, np.dtype('u1')))
@@ -131,15 +180,21 @@ class SimpleRGBImageDecoder(_ImageDecoder):
             n = indices.shape[0]
             if n and destination.flags.c_contiguous and (meta['mode'][indices] == MODE_RAW).all():
                 # raw images (CIFAR): one compiled copy for the whole chunk
-                gather_fixed(meta['data_ptr'][indices], raw_bytes, storage_state,
-                             destination[:n].reshape(n, raw_bytes))
+                ptrs = meta['data_ptr'][indices]
+                row, code = gather_fixed(ptrs, indices, raw_bytes, storage_state,
+                                         destination[:n].reshape(n, raw_bytes))
+                if code:
+                    raise storage_error(code, indices[row], ptrs[row], None, raw_bytes, storage_state)
                 return destination
             data = storage_state[0]
             modes, heights, widths, starts, sizes, scratch = gather(indices, storage_state)
             heights, widths = heights.tolist(), widths.tolist()
             for i in range(indices.shape[0]):
-                destination[i] = decode_one(data, starts[i], sizes[i], modes[i], heights[i], widths[i],
-                                            channels, scratch)
+                try:
+                    destination[i] = decode_one(data, starts[i], sizes[i], modes[i], heights[i], widths[i],
+                                                channels, scratch)
+                except ValueError as e:
+                    raise FormatError(f"sample {int(indices[i])}: {e}") from e
             return destination
 
         return decode
@@ -207,8 +262,11 @@ class ResizedCropRGBImageDecoder(_ImageDecoder):
             # per image: one decode and one resize call, both without the GIL; the Python
             # around them is kept to plain ints and slices (it runs under the GIL)
             for i, (top, left, h, w) in enumerate(boxes.tolist()):
-                image = decode_one(data, starts[i], sizes[i], modes[i], heights[i], widths[i], channels,
-                                   scratch)
+                try:
+                    image = decode_one(data, starts[i], sizes[i], modes[i], heights[i], widths[i], channels,
+                                       scratch)
+                except ValueError as e:
+                    raise FormatError(f"sample {int(indices[i])}: {e}") from e
                 if channels == 1:
                     cv2.resize(image[top:top + h, left:left + w, 0], size, dst=destination[i, :, :, 0],
                                interpolation=interpolation)
@@ -270,3 +328,12 @@ class CenterCropRGBImageDecoder(ResizedCropRGBImageDecoder):
 
     def __repr__(self):
         return f"{type(self).__name__}(output_size={self.output_size}, ratio={self.ratio})"
+
+
+def _png_size(data):
+    """(height, width) from a PNG's header; (0, 0) when ``data`` is not a PNG."""
+    if len(data) >= 24 and bytes(data[:8]) == b'\x89PNG\r\n\x1a\n':
+        width = int.from_bytes(bytes(data[16:20]), 'big')
+        height = int.from_bytes(bytes(data[20:24]), 'big')
+        return height, width
+    return 0, 0

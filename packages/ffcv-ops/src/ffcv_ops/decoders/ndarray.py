@@ -6,6 +6,7 @@ from ffcv_format import NDArrayField
 
 from ..allocation_query import AllocationQuery
 from ..kernels.copy import gather_fixed
+from ..storage import storage_error
 from .base import Decoder
 
 
@@ -26,7 +27,10 @@ class NDArrayDecoder(Decoder):
 
         def decode(indices, destination, metadata, storage_state, seed=0):
             rows = destination.reshape(destination.shape[0], -1).view(np.uint8)
-            gather_fixed(column[indices], nbytes, storage_state, rows)
+            ptrs = column[indices]
+            row, code = gather_fixed(ptrs, indices, nbytes, storage_state, rows)
+            if code:
+                raise storage_error(code, indices[row], ptrs[row], None, nbytes, storage_state)
             return destination
 
         return decode

@@ -4,7 +4,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ..storage import locate
+from ..storage import OK, TOO_LARGE, WRONG_SIZE, find
 
 
 @intrinsic
@@ -33,31 +33,43 @@ def gather_scalars(column, indices, out):
 
 
 @njit(nogil=True, cache=True)
-def gather_fixed(ptrs, nbytes, state, out):
-    """Fixed-size allocations (NDArray fields) into rows of a C-contiguous uint8 matrix."""
+def gather_fixed(ptrs, samples, nbytes, state, out):
+    """Fixed-size allocations (NDArray fields, raw images) of ``samples`` into rows of a
+    C-contiguous uint8 matrix. Each allocation must be exactly ``nbytes`` long. Returns
+    ``(row, problem code)`` of the first sample whose data is not as it must be (see
+    ``ffcv_ops.storage``), or ``(-1, 0)``; ``out[row]`` is then not written."""
     data = state[0]
     row = out.shape[1]
     if nbytes > row:
-        raise ValueError("a sample is larger than its row of the batch buffer")
+        return 0, TOO_LARGE
     for i in range(ptrs.shape[0]):
-        start = locate(ptrs[i], state)
-        if start < 0 or start + nbytes > data.shape[0]:
-            raise ValueError("a sample lies outside the file (corrupted file?)")
+        start, size, code = find(ptrs[i], samples[i], state)
+        if code != OK:
+            return i, code
+        if size != nbytes:
+            return i, WRONG_SIZE
         copy_bytes(out, i * row, data, start, nbytes)
+    return -1, OK
 
 
 @njit(nogil=True, cache=True)
-def gather_sized(ptrs, sizes, state, out):
-    """Variable-size allocations (Bytes fields) into zero-padded rows of a C-contiguous uint8 matrix."""
+def gather_sized(ptrs, sizes, samples, state, out):
+    """Variable-size allocations (Bytes fields) of ``samples`` into zero-padded rows of a
+    C-contiguous uint8 matrix; ``sizes`` are the sizes the metadata records, which the
+    allocations must have. Returns ``(row, problem code)`` like ``gather_fixed``."""
     data = state[0]
     row = out.shape[1]
     for i in range(ptrs.shape[0]):
-        size = sizes[i]
-        start = locate(ptrs[i], state)
-        if size > row or start < 0 or start + size > data.shape[0]:
-            raise ValueError("a sample lies outside the file or its row (corrupted file?)")
+        start, size, code = find(ptrs[i], samples[i], state)
+        if code != OK:
+            return i, code
+        if size != sizes[i]:
+            return i, WRONG_SIZE
+        if size > row:
+            return i, TOO_LARGE
         copy_bytes(out, i * row, data, start, size)
         out[i, size:] = 0
+    return -1, OK
 
 
 @njit(nogil=True, cache=True)
