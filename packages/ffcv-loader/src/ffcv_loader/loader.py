@@ -2,6 +2,7 @@
 import os
 import secrets
 import threading
+import warnings
 import weakref
 
 import numpy as np
@@ -10,7 +11,7 @@ from ffcv_format.writer import default_num_workers
 from ffcv_ops import Compiler, Operation
 from ffcv_ops.pipeline import CHUNK_SIZE, Pipeline, PipelineSpec
 
-from .memory import OSCacheManager, ProcessCacheManager, sample_pages
+from .memory import OSCacheManager, ProcessCacheManager, available_memory, sample_pages
 from .orders import OrderOption, Random, Sequential, _order_class, make_order
 from .scheduler import CudaPrefetch, EpochRun
 
@@ -139,12 +140,25 @@ class Loader:
 
         self.next_epoch = 0
         self._resume_batch = 0
+        self._progress = None         # _Progress of the epoch last started
         self._current = None          # weakref to the running epoch's iterator
         self._slots = None
         self._slot_key = None
         self._lock = threading.Lock()
         self.code = None
         self.generate_code()
+        if len(self) == 0:
+            self._warn_no_batches()
+
+    def _warn_no_batches(self):
+        samples = len(self.traversal_order)
+        where = ' on this rank' if self.distributed else ''
+        if samples == 0:
+            reason = f"it has no samples{where}"
+        else:
+            reason = (f"its {samples} samples{where} are fewer than batch_size={self.batch_size} and "
+                      f"drop_last=True drops the partial batch (pass drop_last=False to get it)")
+        warnings.warn(f"Loader({self.fname!r}) will yield no batch: {reason}", stacklevel=3)
 
     def traversal_arguments(self):
         """What a traversal order is built from (FFCV 1.0 orders receive the loader itself)."""
@@ -234,11 +248,31 @@ class Loader:
         if self._slot_key != key:
             pinned = any(p.needs_pinned_memory() for p in self.pipelines)
             num_slots = self.batches_ahead + 2
+            self._slots = None      # the old buffers go before the new ones are made
+            self._check_buffer_memory(num_slots)
             self._slots = [[p.allocate(self.batch_size, pinned=pinned) for p in self.pipelines]
                            for _ in range(num_slots)]
             self._slot_key = key
             self._cuda = CudaPrefetch(num_slots) if pinned else None
         return self._slots
+
+    def _check_buffer_memory(self, num_slots):
+        """Refuse, before allocating them, ring buffers larger than the memory available (a
+        size read from a damaged file, or a batch too large for this machine)."""
+        available = available_memory()
+        if available is None:
+            return
+        per_sample = [(p, op, nbytes) for p in self.pipelines for op, nbytes in p.host_bytes_per_sample()]
+        total = sum(nbytes for _, _, nbytes in per_sample) * self.batch_size * num_slots
+        if total <= available:
+            return
+        pipeline, op, nbytes = max(per_sample, key=lambda item: item[2])
+        raise MemoryError(
+            f"{self.fname!r}: the loader's buffers would take {total / 2**30:.1f} GiB ({num_slots} slots of "
+            f"{self.batch_size} samples), more than the {available / 2**30:.1f} GiB of memory available; "
+            f"the largest is {op!r} of output {pipeline.name!r} with {nbytes} bytes per sample: lower "
+            f"batch_size or batches_ahead, or, if that size is not what the file should hold, the file "
+            f"is damaged (`ffcv verify`)")
 
     def __iter__(self):
         with self._lock:
@@ -258,8 +292,9 @@ class Loader:
                            storage_state=self.memory_manager.storage_state,
                            chunk_size=min((p.chunk_size() for p in self.pipelines), default=CHUNK_SIZE),
                            start_batch=start,
-                           cuda=self._cuda)
-            iterator = EpochIterator(self, run, epoch, start, len(batches))
+                           cuda=self._cuda, where=f"{self.fname!r}, epoch {epoch}")
+            self._progress = _Progress(epoch, start, len(batches))
+            iterator = EpochIterator(self, run, self._progress)
             self._current = weakref.ref(iterator)
             return iterator
 
@@ -273,14 +308,18 @@ class Loader:
     # ------------------------------------------------------------ resume
 
     def state_dict(self):
-        """Where training is: the epoch and how many of its batches were handed out.
+        """Where training is: the epoch and how many of its batches were handed out (a batch
+        counts once the iterator has returned it; the batches prepared ahead do not).
 
         ``load_state_dict`` on a loader made with the same arguments continues from there:
-        the next ``iter()`` gives exactly the batches an uninterrupted run would have given.
+        the next ``iter()`` gives exactly the batches not yet handed out, then the next epochs
+        as an uninterrupted run would, whichever way the epoch was left.
         """
-        current = self._current() if self._current is not None else None
-        if current is not None and not current.finished:
-            epoch, batch = current.epoch, current.given
+        progress = self._progress
+        if progress is not None and progress.given < progress.total:
+            # an epoch left before its end, however (break, an exception, Ctrl-C, the iterator
+            # dropped): it resumes with the first batch not handed out
+            epoch, batch = progress.epoch, progress.given
         else:
             epoch, batch = self.next_epoch, self._resume_batch
         return {'version': _STATE_VERSION, 'epoch': int(epoch), 'batch': int(batch), 'seed': self.seed,
@@ -288,9 +327,13 @@ class Loader:
                 'world_size': self.world_size, 'rank': self.rank}
 
     def load_state_dict(self, state):
-        for key in ('epoch', 'batch', 'seed', 'batch_size', 'num_samples'):
+        """Continue from ``state`` (a ``state_dict()`` of a loader made with the same arguments)."""
+        for key in ('version', 'epoch', 'batch', 'seed', 'batch_size', 'num_samples'):
             if key not in state:
                 raise ValueError(f"not a Loader state: it has no {key!r}")
+        if state['version'] != _STATE_VERSION:
+            raise ValueError(f"cannot resume: the state has version {state['version']!r}; this loader reads "
+                             f"version {_STATE_VERSION} states")
         mismatched = [f"{key} {state[key]} (this loader: {ours})"
                       for key, ours in (('batch_size', self.batch_size),
                                         ('num_samples', len(self.indices)),
@@ -303,6 +346,7 @@ class Loader:
         self.traversal_order.seed = self.seed
         self.next_epoch = int(state['epoch'])
         self._resume_batch = int(state['batch'])
+        self._progress = None
 
     # ------------------------------------------------------------ filter
 
@@ -347,18 +391,38 @@ class Loader:
                 f"order={self.order_option}, samples={len(self.indices)}, batches={len(self)})")
 
 
+class _Progress:
+    """How far an epoch got: batches handed out of ``total``; the loader keeps the record of
+    the epoch last started, so that ``state_dict`` knows it after the iterator is gone."""
+    __slots__ = ('epoch', 'given', 'total')
+
+    def __init__(self, epoch, given, total):
+        self.epoch, self.given, self.total = epoch, given, total
+
+
 class EpochIterator:
     """One epoch's batches. It keeps its loader alive (``for batch in Loader(...)`` yields
     every batch); dropping the iterator (or ``close()``) stops its worker threads."""
 
-    def __init__(self, loader, run, epoch, start, num_batches):
+    def __init__(self, loader, run, progress):
         self.loader = loader
         self._run = run
-        self.epoch = epoch
-        self.given = start
-        self.num_batches = num_batches
+        self.progress = progress
         self.finished = False
         self._finalizer = weakref.finalize(self, EpochRun.close, run)
+
+    @property
+    def epoch(self):
+        return self.progress.epoch
+
+    @property
+    def given(self):
+        """Batches of the epoch handed out so far."""
+        return self.progress.given
+
+    @property
+    def num_batches(self):
+        return self.progress.total
 
     def __iter__(self):
         return self
@@ -374,15 +438,15 @@ class EpochIterator:
         except BaseException:
             self._finish()
             raise
-        self.given += 1
-        if self.given >= self.num_batches:
+        self.progress.given += 1
+        if self.progress.given >= self.progress.total:
             # the last batch: the worker threads are done; the buffers stay valid
             self._finalizer()
             self.finished = True
         return tuple(outputs)
 
     def __len__(self):
-        return self.num_batches - self.given
+        return self.progress.total - self.progress.given
 
     def _finish(self):
         self.finished = True

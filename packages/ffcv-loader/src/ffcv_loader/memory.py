@@ -207,10 +207,15 @@ class ProcessCacheManager(MemoryManager):
         self._pool = ThreadPoolExecutor(max_workers=io_threads, thread_name_prefix='ffcv-page-reader')
         self._closed = False
 
+    def _in_file(self, pages):
+        """The pages of ``pages`` that exist: a damaged pointer may name a page past the end of
+        the file; the decoder reading it reports the sample (``ffcv_ops.storage``)."""
+        return [int(p) for p in pages if 0 <= p < self.num_pages]
+
     def can_prepare(self, pages):
         """Whether slots are available for ``pages`` without evicting a held page."""
         with self._lock:
-            return self._fits(set(int(p) for p in pages))
+            return self._fits(set(self._in_file(pages)))
 
     def _fits(self, wanted):
         missing = sum(1 for p in wanted if p not in self._slot_of)
@@ -219,7 +224,7 @@ class ProcessCacheManager(MemoryManager):
 
     def prepare(self, pages):
         """Hold ``pages`` (an array of page indices) and start reading the missing ones."""
-        pages = [int(p) for p in pages]
+        pages = self._in_file(pages)
         futures = []
         with self._lock:
             if not self._fits(set(pages)):
@@ -297,13 +302,19 @@ class ProcessCacheManager(MemoryManager):
             pass
 
 
-def _default_limit():
-    """Half of the memory available now (or 4 GiB when it cannot be told)."""
+def available_memory():
+    """Bytes of memory available now (MemAvailable), or None when it cannot be told."""
     try:
         with open('/proc/meminfo') as f:
             for line in f:
                 if line.startswith('MemAvailable:'):
-                    return int(line.split()[1]) * 1024 // 2
+                    return int(line.split()[1]) * 1024
     except OSError:
         pass
-    return 4 << 30
+    return None
+
+
+def _default_limit():
+    """Half of the memory available now (or 4 GiB when it cannot be told)."""
+    available = available_memory()
+    return 4 << 30 if available is None else available // 2

@@ -15,6 +15,19 @@ import threading
 from collections import deque
 from contextlib import nullcontext
 
+from ffcv_format.errors import FormatError, in_context
+
+
+def _raise_in_context(error, where):
+    """Raise ``error`` saying ``where`` it happened: in the message of a ``FormatError`` (a
+    damaged file: the message names file, output, sample), as a note on any other exception
+    (raised as it is). Either way with the original traceback, from the worker thread."""
+    located = in_context(error, where, rebuilt=(FormatError,))
+    if located is error:
+        raise error
+    located.__suppress_context__ = True
+    raise located.with_traceback(error.__traceback__)
+
 
 
 class CudaPrefetch:
@@ -58,7 +71,8 @@ class CudaPrefetch:
 
 class EpochRun:
     def __init__(self, *, pipelines, slots, batches, memory, batch_pages, num_workers, batches_ahead,
-                 seeds, storage_state, chunk_size, start_batch=0, cuda=None, name='ffcv-worker'):
+                 seeds, storage_state, chunk_size, start_batch=0, cuda=None, name='ffcv-worker', where='loader'):
+        self.where = where                      # what errors say first: the file, the epoch
         self.pipelines = pipelines
         self.slots = slots                      # list of per-pipeline buffer lists
         self.batches = batches                  # list of int64 index arrays
@@ -135,15 +149,22 @@ class EpochRun:
                     self.lock.notify_all()
 
     def _run_chunk(self, b, c, lo, hi, ticket, results, bounds):
-        self.memory.wait(ticket)
         indices = self.batches[b]
+        try:
+            self.memory.wait(ticket)
+        except Exception as e:
+            _raise_in_context(e, f"{self.where}, batch {b}: reading its pages")
         slot = self.slots[self._slot(b)]
         if self.cuda is not None:
             self.cuda.host_ready(self._slot(b))
         if hi > lo:
-            for p, pipeline in enumerate(self.pipelines):
-                results[p][c] = pipeline.run_chunk(slot[p], indices, lo, hi, self.seeds[p],
-                                                   self.storage_state)
+            p = 0
+            try:
+                for p, pipeline in enumerate(self.pipelines):
+                    results[p][c] = pipeline.run_chunk(slot[p], indices, lo, hi, self.seeds[p],
+                                                       self.storage_state)
+            except Exception as e:
+                _raise_in_context(e, self._where(b, self.pipelines[p], indices[lo:hi]))
         with self.lock:
             if b in self.failed:
                 return
@@ -163,11 +184,21 @@ class EpochRun:
         """The batch parts of every pipeline (on the slot's stream with CUDA), and the
         event the consumer waits on (None without CUDA)."""
         context = self.cuda.stream_for(self._slot(b)) if self.cuda is not None else nullcontext()
+        outputs = []
         with context:
-            outputs = [pipeline.finish_batch(slot[p], indices, results[p], bounds, self.seeds[p])
-                       for p, pipeline in enumerate(self.pipelines)]
+            for p, pipeline in enumerate(self.pipelines):
+                try:
+                    outputs.append(pipeline.finish_batch(slot[p], indices, results[p], bounds, self.seeds[p]))
+                except Exception as e:
+                    _raise_in_context(e, self._where(b, pipeline, indices))
             event = self.cuda.record(self._slot(b)) if self.cuda is not None else None
         return outputs, event
+
+    def _where(self, b, pipeline, ids):
+        """Where a batch's problem happened, for its error message."""
+        shown = ', '.join(str(int(i)) for i in ids[:8]) + (f", ... ({len(ids)} samples)" if len(ids) > 8 else '')
+        return (f"{self.where}, batch {b}, output {pipeline.name!r} (field {pipeline.source!r}), "
+                f"samples [{shown}]")
 
     # ------------------------------------------------------------ consumer side
 

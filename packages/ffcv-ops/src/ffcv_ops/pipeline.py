@@ -10,11 +10,12 @@ of worker threads.
 from typing import List, Optional, Sequence
 
 import numpy as np
+from ffcv_format.errors import in_context
 
+from .adapter import build_operations, decoder_call, transform_call
 from .allocation_query import AllocationQuery
 from .compiler import Compiler
 from .decoders import Decoder
-from .adapter import build_operations, decoder_call, transform_call
 from .kernels.random import derive_seed, stream_seed
 from .operation import Operation
 from .state import State
@@ -95,7 +96,7 @@ class Pipeline:
                 shared.append(_check_allocation(self.name, op, op.declare_shared_memory(state)))
                 state, alloc = op.declare_state_and_memory(state)
             except Exception as e:
-                wrapped = _in_context(e, f"pipeline {self.name!r}, {op!r}")
+                wrapped = in_context(e, f"pipeline {self.name!r}, {op!r}")
                 if wrapped is e:
                     raise
                 raise wrapped from e
@@ -166,6 +167,21 @@ class Pipeline:
             size *= 2
         return size
 
+    def host_bytes_per_sample(self):
+        """``[(operation, bytes)]``: what each operation's buffers in host memory take per sample
+        (torch buffers on a GPU are not counted)."""
+        found = []
+        for op, alloc, shared in zip(self.operations, self.allocations, self.shared_allocations):
+            nbytes = 0
+            for query in _queries(alloc) + _queries(shared):
+                on_host = _is_numpy_dtype(query.dtype) or getattr(query.device, 'type', query.device) in (None, 'cpu')
+                if on_host:
+                    itemsize = (np.dtype(query.dtype).itemsize if _is_numpy_dtype(query.dtype)
+                                else query.dtype.itemsize)
+                    nbytes += int(np.prod([int(v) for v in query.shape], dtype=object)) * itemsize
+            found.append((op, nbytes))
+        return found
+
     def allocate(self, batch_size, pinned=False):
         """One ring slot's buffers: one per operation (``None`` where none was asked)."""
         buffers = []
@@ -210,20 +226,6 @@ class Pipeline:
 
     def __repr__(self):
         return f"Pipeline({self.name!r} <- {self.source!r}: {self.operations!r})"
-
-
-def _in_context(error, context):
-    """``error`` with ``context`` in front of its message, of the same type when the type can
-    be built from a message alone; otherwise ``error`` itself, with the context as a note."""
-    try:
-        wrapped = type(error)(f"{context}: {error}")
-    except Exception:
-        wrapped = None
-    if wrapped is None or not isinstance(wrapped, type(error)):
-        if hasattr(error, 'add_note'):  # Python 3.11+
-            error.add_note(context)
-        return error
-    return wrapped
 
 
 def _same_view(a, b):
