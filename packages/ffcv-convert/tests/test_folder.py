@@ -1,11 +1,14 @@
 """Image folders on local disk: end to end, JPEG kept as is, bad files in both modes."""
+import argparse
 import os
+import shutil
 
 import cv2
 import numpy as np
 import pytest
 from ffcv_convert import ConversionError, ImageFolder, convert, decode_image, work_dir_for
-from ffcv_convert.testing import encode_jpeg_file, truncate_file, write_image_folder
+from ffcv_convert.cli import add_commands
+from ffcv_convert.testing import encode_jpeg_file, stored_bytes, truncate_file, write_image_folder
 from ffcv_format import Reader, verify
 from ffcv_format.testing import mean_abs_diff
 
@@ -235,3 +238,132 @@ def test_jpeg_bytes_are_accepted_as_values(tmp_path):
     reader = Reader(tmp_path / 'b.beton')
     for k, data in enumerate(files):
         np.testing.assert_array_equal(reader[k][0], decode_image(data))
+
+
+# ------------------------------------------------------------ a class folder that cannot be read
+# The tests run as root, for whom `chmod 000` changes nothing; these make `class_b` a class
+# entry that no one can list: a symbolic link to a missing target, a FIFO, a symbolic link
+# that points to itself (ELOOP). (tests/test_remote.py has listings that fail over S3/HTTP.)
+
+BAD_CLASS_KINDS = {
+    'broken-link': ("is a broken symbolic link (to {target!r}), not a folder", lambda path, target:
+                    os.symlink(target, path)),
+    'fifo': ("is a FIFO, not a folder", lambda path, target: os.mkfifo(path)),
+    'link-loop': ("folder cannot be listed (OSError: Too many levels of symbolic links)",
+                  lambda path, target: os.symlink(path, path)),
+}
+
+
+@pytest.fixture(params=sorted(BAD_CLASS_KINDS))
+def bad_class_folder(tmp_path, request):
+    """``root`` with classes a, b, c, d, where ``class_b`` cannot be read; returns (root, the
+    entries of the readable classes with their labels, the folder, the expected reason)."""
+    root = tmp_path / 'bad-class'
+    entries = write_image_folder(root, 16, classes=4, seed=5)
+    assert {label for _, label in entries} == {0, 1, 2, 3}
+    bad = root / 'class_b'
+    shutil.rmtree(bad)
+    reason, make = BAD_CLASS_KINDS[request.param]
+    target = str(tmp_path / 'was-class-b')
+    make(str(bad), target)
+    (root / 'README.txt').write_text('a file directly under root: not a class, ignored')
+    good = [(path, label) for path, label in entries if label != 1]
+    return root, good, str(bad), reason.format(target=target) + " (class 'class_b', label 1)"
+
+
+def test_an_unreadable_class_folder_stops_before_anything_is_written(bad_class_folder, tmp_path):
+    root, _, bad, reason = bad_class_folder
+    dst = tmp_path / 'out.beton'
+    with pytest.raises(ConversionError) as error:
+        convert(root, dst, part_size=3, progress=False)
+    message = str(error.value)
+    assert message.startswith(f"cannot read the folder {bad}: {reason}. ")
+    assert "on_error='skip' (--skip-bad)" in message and 'keeps its label' in message
+    assert not dst.exists() and not os.path.exists(work_dir_for(dst))
+    assert not os.path.exists(str(dst) + '.skipped.txt')
+
+
+def test_a_skipped_class_folder_keeps_its_label_and_is_reported(bad_class_folder, tmp_path):
+    root, good, bad, reason = bad_class_folder
+    source = ImageFolder(root)
+    assert source.classes == ['class_a', 'class_b', 'class_c', 'class_d']
+    assert source.unreadable_folders() == [(bad, reason)]
+    assert source.describe()['unreadable_folders'] == [bad] and source.describe()['classes'] == 4
+    dst = tmp_path / 'out.beton'
+    result = convert(root, dst, on_error='skip', part_size=5, image_options={'keep_jpeg': True},
+                     progress=False)
+    assert result.skipped == [] and result.skipped_folders == [(bad, reason)]
+    assert result.num_samples == len(good) == 12
+    reader = Reader(dst)
+    # class_c and class_d keep labels 2 and 3: nothing is renumbered
+    assert [int(x) for x in reader.metadata['label']] == [0] * 4 + [2] * 4 + [3] * 4
+    for k, (path, label) in enumerate(good):
+        with open(path, 'rb') as f:
+            assert stored_bytes(reader, k) == f.read()
+        assert reader[k][1] == label
+    assert result.skipped_report == str(dst) + '.skipped.txt'
+    assert open(result.skipped_report).read().splitlines() == [
+        f"# samples skipped while converting into {dst}: 0",
+        "# folders skipped (they could not be listed; their classes keep their labels): 1",
+        "# where\treason",
+        f"{bad}\t{reason}"]
+    verify(dst)
+
+
+def test_skipped_folders_and_files_share_the_report(tmp_path):
+    root = tmp_path / 'both'
+    entries = write_image_folder(root, 9, classes=3, seed=6)
+    os.symlink(root / 'gone', root / 'class_0_first')  # sorts before class_a: label 0
+    truncate_file(entries[4][0], 0.5)  # a class_b file
+    result = convert(root, tmp_path / 'out.beton', on_error='skip', image_options={'write_mode': 'raw'},
+                     progress=False)
+    folder_reason = f"is a broken symbolic link (to {str(root / 'gone')!r}), not a folder " \
+                    "(class 'class_0_first', label 0)"
+    assert result.skipped_folders == [(str(root / 'class_0_first'), folder_reason)]
+    assert [w for w, _ in result.skipped] == [entries[4][0]] and 'truncated JPEG' in result.skipped[0][1]
+    kept = [(path, label) for k, (path, label) in enumerate(entries) if k != 4]
+    reader = Reader(tmp_path / 'out.beton')
+    assert [int(x) for x in reader.metadata['label']] == [label + 1 for _, label in kept] == \
+        [1, 1, 1, 2, 2, 3, 3, 3]
+    lines = open(result.skipped_report).read().splitlines()
+    assert lines[:2] == [f"# samples skipped while converting into {tmp_path / 'out.beton'}: 1",
+                         "# folders skipped (they could not be listed; their classes keep their labels): 1"]
+    assert lines[3] == f"{root / 'class_0_first'}\t{folder_reason}"
+    assert lines[4].startswith(f"{entries[4][0]}\ttruncated JPEG") and len(lines) == 5
+
+
+def test_the_command_line_names_an_unreadable_folder(tmp_path, capsys):
+    root = tmp_path / 'cli'
+    write_image_folder(root, 6, classes=3, seed=8)
+    shutil.rmtree(root / 'class_c')
+    os.mkfifo(root / 'class_c')
+    parser = argparse.ArgumentParser()
+    add_commands(parser.add_subparsers())
+    dst = tmp_path / 'out.beton'
+    args = parser.parse_args(['convert', str(root), str(dst), '-q'])
+    with pytest.raises(ConversionError, match=rf"cannot read the folder {root / 'class_c'}: is a FIFO"):
+        args.run(args)
+    assert not dst.exists()
+    args = parser.parse_args(['convert', str(root), str(dst), '-q', '--skip-bad'])
+    assert args.run(args) == 0
+    out = capsys.readouterr().out
+    assert '4 samples' in out and f'0 skipped, 1 unreadable folder(s) (see {dst}.skipped.txt)' in out
+    assert [int(x) for x in Reader(dst).metadata['label']] == [0, 0, 1, 1]
+    assert f"{root / 'class_c'}\tis a FIFO, not a folder (class 'class_c', label 2)" in \
+        (tmp_path / 'out.beton.skipped.txt').read_text()
+
+
+def test_no_readable_class_folder_at_all_names_the_unreadable_ones(tmp_path):
+    root = tmp_path / 'none'
+    root.mkdir()
+    os.symlink(root / 'gone', root / 'only_class')
+    with pytest.raises(FileNotFoundError, match=r"has no images in class folders .*; 1 folder\(s\) could not "
+                                                r"be read: .*only_class: is a broken symbolic link"):
+        convert(root, tmp_path / 'x.beton', on_error='skip', progress=False)
+
+
+def test_a_readable_folder_is_described_as_before(folder):
+    # no 'unreadable_folders' key: conversions started before this change still resume
+    root, _ = folder
+    assert sorted(ImageFolder(root).describe()) == ['classes', 'items', 'kind', 'listing_sha256', 'url']
+    assert ImageFolder(root).unreadable_folders() == []

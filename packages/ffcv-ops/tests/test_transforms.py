@@ -248,10 +248,32 @@ def test_normalize_torch_on_cpu(small_images_file, originals, channels_last, dty
 def test_normalize_checks_the_channels(small_images_file):
     with pytest.raises(ValueError, match=r"NormalizeImage has 2 means, the images have 3 channels"):
         run_images(small_images_file, [NormalizeImage([1, 2], [1, 1])])
-    with pytest.raises(ValueError, match='std has a zero'):
-        NormalizeImage(MEAN, [1, 0, 1])
     with pytest.raises(ValueError, match='floating point'):
         NormalizeImage(MEAN, STD, np.int16)
+
+
+@pytest.mark.parametrize('mean,std,message', [
+    (MEAN, [1, 0, 1], r"std has a zero \(std\[1\] = 0\.0\)"),
+    (MEAN, [58.0, 57.0, -57.0], r"std has a negative value \(std\[2\] = -57\.0\): it would flip the sign"),
+    (MEAN, [np.nan, 57.0, 57.0], r"std has a value that is not finite \(std\[0\] = nan\)"),
+    (MEAN, [58.0, np.inf, -np.inf],
+     r"std has a value that is not finite \(std\[1\] = inf, std\[2\] = -inf\)"),
+    ([124.0, np.nan, 104.0], STD, r"mean has a value that is not finite \(mean\[1\] = nan\)"),
+    ([124.0, 116.0, -np.inf], STD, r"mean has a value that is not finite \(mean\[2\] = -inf\)"),
+    # both wrong: the mean is named first, then (once fixed) the std
+    ([np.nan, 116.0, 104.0], [0, 57.0, 57.0], r"mean has a value that is not finite \(mean\[0\] = nan\)"),
+])
+def test_normalize_refuses_values_that_ruin_every_batch(mean, std, message):
+    with pytest.raises(ValueError, match=message):
+        NormalizeImage(mean, std, np.float32)
+
+
+def test_normalize_accepts_finite_positive_values_including_tiny_ones(small_images_file, originals):
+    # the checks refuse only what is wrong: a tiny positive std and a negative mean are fine
+    mean, std = np.array([-1.0, 0.0, 255.0]), np.array([1e-3, 1.0, 255.0])
+    out = run_images(small_images_file, [NormalizeImage(mean, std, np.float64)], indices=np.arange(8))
+    np.testing.assert_allclose(out, (originals[:8].astype(np.float64) - mean) / std, rtol=1e-6, atol=1e-6)
+    assert np.isfinite(out).all()
 
 
 # ------------------------------------------------------------ the torch bridge

@@ -41,9 +41,10 @@ WebDataset tar shards (a path, a brace pattern, or a quoted list), on local disk
 any fsspec URL: s3://, gs://, http(s)://.
 
 An interrupted conversion (Ctrl-C, a crash, a killed machine) keeps its finished parts
-in DST.parts/; run the same command again to resume it. A missing or corrupt image
-stops the conversion with its path (fix it and run again), or with --skip-bad is
-skipped and listed in DST.skipped.txt.
+in DST.parts/; run the same command again to resume it. A missing or corrupt image, or
+a folder that cannot be listed, stops the conversion with its path (fix it and run
+again), or with --skip-bad is skipped and listed in DST.skipped.txt (a skipped class
+folder keeps its label: the other classes are not renumbered).
 
 examples:
   ffcv convert data/train train.beton --max-resolution 256 --jpeg-quality 90
@@ -102,7 +103,8 @@ def _add_convert(subparsers):
     g.add_argument('--part-size', type=positive_int_argument, default=1000, metavar='N',
                    help='samples per resumable part (default: 1000; WebDataset: one part per shard)')
     g.add_argument('--skip-bad', action='store_true',
-                   help='skip missing, unreadable or corrupt samples and list them in a report')
+                   help='skip missing, unreadable or corrupt samples and folders that cannot be listed, '
+                        'and list them in a report')
     g.add_argument('--skipped-report', metavar='PATH',
                    help='where --skip-bad lists them (default: DST.skipped.txt)')
     g.add_argument('--page-size', type=size_argument, default=1 << 23, metavar='SIZE',
@@ -149,7 +151,10 @@ def run_convert(args):
         raise
     seconds = time.perf_counter() - started
     reused = f", {result.parts_reused} of {result.num_parts} parts reused" if result.parts_reused else ""
-    skipped = f", {len(result.skipped)} skipped (see {result.skipped_report})" if result.skipped else ""
+    skipped = ""
+    if result.skipped or result.skipped_folders:
+        folders = f", {len(result.skipped_folders)} unreadable folder(s)" if result.skipped_folders else ""
+        skipped = f", {len(result.skipped)} skipped{folders} (see {result.skipped_report})"
     print(f"wrote {args.dst}: {result.num_samples} samples, fields {', '.join(result.fields)} "
           f"in {seconds:.1f} s ({result.num_samples / max(seconds, 1e-9):.0f} samples/s){reused}{skipped}")
     return 0

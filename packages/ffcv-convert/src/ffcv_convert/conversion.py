@@ -65,6 +65,9 @@ class ConversionResult:
     skipped: list = dataclass_field(default_factory=list)
     skipped_report: str = None
     fields: list = dataclass_field(default_factory=list)
+    #: ``(where, reason)`` of each folder skipped because it could not be listed (its
+    #: samples are unknown; its class keeps its label)
+    skipped_folders: list = dataclass_field(default_factory=list)
 
 
 def work_dir_for(dst):
@@ -325,7 +328,7 @@ def _finished_before(dst, work, state, plan, specs):
     skipped = [tuple(x) for p in sorted(done) for x in done[p]['skipped']]
     return ConversionResult(path=dst, num_samples=sum(info['samples'] for info in done.values()),
                             num_parts=len(done), parts_reused=len(done), skipped=skipped,
-                            fields=[s.name for s in specs])
+                            fields=[s.name for s in specs], skipped_folders=plan.source.unreadable_folders())
 
 
 def _differences(old, new, prefix=''):
@@ -396,11 +399,27 @@ def _open_work_dir(work, state, restart):
     return lock
 
 
-def _write_report(path, skipped, dst):
-    lines = [f"# samples skipped while converting into {dst}: {len(skipped)}",
-             "# where\treason"]
-    lines += [f"{where}\t{reason}" for where, reason in skipped]
+def _write_report(path, skipped, dst, folders=()):
+    lines = [f"# samples skipped while converting into {dst}: {len(skipped)}"]
+    if folders:
+        lines.append(f"# folders skipped (they could not be listed; their classes keep their labels): "
+                     f"{len(folders)}")
+    lines.append("# where\treason")
+    lines += [f"{where}\t{reason}" for where, reason in list(folders) + list(skipped)]
     write_text_atomically(path, '\n'.join(lines) + '\n')
+
+
+def _refuse_unreadable_folders(folders):
+    """The error for folders that could not be listed, when they are not to be skipped."""
+    where, reason = folders[0]
+    more = ""
+    if len(folders) > 1:
+        others = ', '.join(w for w, _ in folders[1:4])
+        more = f" (and {len(folders) - 1} more: {others}{', ...' if len(folders) > 4 else ''})"
+    return ConversionError(
+        f"cannot read the folder {where}: {reason}{more}. Its images are unknown: fix it and run the same "
+        "conversion again, or skip it with on_error='skip' (--skip-bad): its class keeps its label "
+        "and the folder is listed in the skipped report")
 
 
 def convert(source, dst, fields=None, *, keys=None, image_options=None, to_fields=None, kind=None,
@@ -432,9 +451,12 @@ def convert(source, dst, fields=None, *, keys=None, image_options=None, to_field
     are read by the encoding threads themselves unless ``io_workers`` is given. ``on_error='skip'``
     skips missing, unreadable or corrupt samples and lists them in ``skipped_report``
     (default ``DST.skipped.txt``); the default ``'stop'`` stops at the first one with a
-    :class:`ConversionError` naming it. Interrupted conversions resume where they stopped
-    when run again with the same arguments (see the module documentation); ``restart``
-    discards unfinished work instead.
+    :class:`ConversionError` naming it. A folder of the source that cannot be listed is
+    refused the same way, before anything is written, or with ``'skip'`` listed in the
+    report (``ConversionResult.skipped_folders``); either way an image folder's classes
+    keep their labels (the unreadable folder's class too, without that folder's images).
+    Interrupted conversions resume where they stopped when run again with the same
+    arguments (see the module documentation); ``restart`` discards unfinished work instead.
     """
     dst = os.path.abspath(os.fspath(dst))
     if on_error not in ('stop', 'skip'):
@@ -471,6 +493,9 @@ def convert(source, dst, fields=None, *, keys=None, image_options=None, to_field
         io_workers = 64 if source.remote else workers
     if not isinstance(io_workers, (int, np.integer)) or io_workers < 1:
         raise ValueError(f"io_workers must be a positive integer, got {io_workers!r}")
+    unreadable = source.unreadable_folders()
+    if unreadable and on_error == 'stop':
+        raise _refuse_unreadable_folders(unreadable)
     plan = _Plan(source, int(part_size))
     state = {'tool': 'ffcv-convert', 'version': STATE_VERSION, 'destination': dst,
              'source': source.describe(), 'fields': [s.describe() for s in specs],
@@ -549,11 +574,13 @@ def _convert(source, dst, specs, plan, work, workers, io_workers, separate_reads
     if plan.num_parts is not None and len(parts) != plan.num_parts:  # pragma: no cover - defensive
         raise ConversionError(f"only {len(parts)} of {plan.num_parts} parts are done in {work!r}")
     skipped = [(w, r) for p in parts for w, r in done[p]['skipped']]
+    folders = source.unreadable_folders()
     report = None
-    if skipped:
+    if skipped or folders:
         report = os.path.abspath(skipped_report or dst + '.skipped.txt')
-        _write_report(report, skipped, dst)
-        say(f"skipped {len(skipped)} unreadable sample(s), listed in {report}")
+        _write_report(report, skipped, dst, folders)
+        also = f" and {len(folders)} unreadable folder(s)" if folders else ""
+        say(f"skipped {len(skipped)} unreadable sample(s){also}, listed in {report}")
     say(f"merging {len(parts)} part(s) into {dst}")
     paths = [os.path.join(work, _part_name(p) + '.beton') for p in parts]
     if paths:
@@ -566,4 +593,4 @@ def _convert(source, dst, specs, plan, work, workers, io_workers, separate_reads
     shutil.rmtree(work, ignore_errors=True)
     return ConversionResult(path=dst, num_samples=num_samples, num_parts=len(parts),
                             parts_reused=reused, skipped=skipped, skipped_report=report,
-                            fields=[s.name for s in specs])
+                            fields=[s.name for s in specs], skipped_folders=folders)

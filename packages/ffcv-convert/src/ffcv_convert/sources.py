@@ -76,6 +76,27 @@ def read_file(fs, path, where):
         raise BadSampleError(f"cannot be read ({type(e).__name__}: {e.strerror or e})", where) from None
 
 
+def _cannot_list(error):
+    """Why a folder could not be listed, in a few words."""
+    text = getattr(error, 'strerror', None) or str(error) or type(error).__name__
+    return f"folder cannot be listed ({type(error).__name__}: {' '.join(str(text).split())[:200]})"
+
+
+def _not_a_folder(path):
+    """What the local entry ``path``, which is neither a file nor a folder, is."""
+    import stat
+    try:
+        if os.path.islink(path) and not os.path.exists(path):
+            return f"is a broken symbolic link (to {os.readlink(path)!r}), not a folder"
+        mode = os.stat(path).st_mode
+    except OSError as e:
+        return _cannot_list(e)
+    kinds = [(stat.S_ISFIFO, 'a FIFO'), (stat.S_ISSOCK, 'a socket'), (stat.S_ISCHR, 'a character device'),
+             (stat.S_ISBLK, 'a block device')]
+    what = next((name for test, name in kinds if test(mode)), 'not a regular file')
+    return f"is {what}, not a folder"
+
+
 def _sha256(lines):
     digest = hashlib.sha256()
     for line in lines:
@@ -104,6 +125,12 @@ class Source:
     def describe(self):
         """A JSON-able description that changes when the source's content list changes."""
         raise NotImplementedError
+
+    def unreadable_folders(self):
+        """``(where, reason)`` of each folder of the source that could not be listed: its
+        samples are unknown. :func:`~ffcv_convert.convert` stops on them, or with
+        ``on_error='skip'`` lists them in the skipped report."""
+        return []
 
 
 class IndexedSource(Source):
@@ -146,7 +173,17 @@ class ImageFolder(IndexedSource):
     and folders (``.name``) and files directly under ``root`` are ignored. Records hold
     ``image`` (the file, an :class:`EncodedImage`), ``label``, ``class`` (the folder name)
     and ``path`` (relative to ``root``).
+
+    A folder that cannot be listed (permissions, a failing remote listing, a class entry
+    that is a broken symbolic link, a FIFO or another non-folder) is not left out silently:
+    it is in :meth:`unreadable_folders`, and its class keeps its place in the label
+    numbering, so no other class is renumbered. Folders with no images (and nothing
+    unreadable) are not classes. Files directly under ``root`` (regular files, or
+    symbolic links to them) are not classes either.
     """
+
+    #: remote class folders listed at once
+    LISTING_THREADS = 16
 
     def __init__(self, root, storage_options=None, extensions=IMAGE_EXTENSIONS):
         self.url = os.fspath(root)
@@ -155,6 +192,94 @@ class ImageFolder(IndexedSource):
         self.extensions = tuple(e.lower() for e in extensions)
         self._listed = None
 
+    def _wanted(self, name):
+        return not name.startswith('.') and name.lower().endswith(self.extensions)
+
+    def _list_local(self, root):
+        """``(found, unreadable)``: ``(class, relative, path)`` of each image and
+        ``(path, problem, class)`` of each folder that could not be listed."""
+        found, unreadable = [], []
+        try:
+            with os.scandir(root) as listing:
+                top = sorted(listing, key=lambda entry: entry.name)
+        except OSError as e:
+            raise OSError(e.errno, f"image folder {self.url!r} cannot be listed ({type(e).__name__}: "
+                                   f"{e.strerror or e})") from None
+        for entry in top:
+            name = entry.name
+            if name.startswith('.'):
+                continue
+            path = f"{root}/{name}"
+            try:
+                if entry.is_file():  # follows symbolic links: a file under root is no class
+                    continue
+                if not entry.is_dir():
+                    unreadable.append((path, _not_a_folder(path), name))
+                    continue
+            except OSError as e:  # e.g. a symbolic link loop
+                unreadable.append((path, _cannot_list(e), name))
+                continue
+
+            def failed(error, name=name, path=path):
+                where = error.filename if isinstance(getattr(error, 'filename', None), str) else path
+                unreadable.append((where.replace(os.sep, '/'), _cannot_list(error), name))
+
+            # os.walk: fsspec's find would stat every file
+            for directory, folders, names in os.walk(path, onerror=failed, followlinks=True):
+                folders[:] = [f for f in folders if not f.startswith('.')]
+                directory = directory.replace(os.sep, '/')
+                relative = directory[len(root) + 1:]
+                found += [(name, f"{relative}/{n}", f"{directory}/{n}") for n in names if self._wanted(n)]
+        return found, unreadable
+
+    def _list_remote_class(self, root, name, path):
+        """``(found, unreadable)`` of one class folder on a remote filesystem, folder by
+        folder, so that a listing that fails is seen (fsspec's find leaves it out)."""
+        found, unreadable = [], []
+        pending, seen = [path], set()
+        while pending:
+            directory = pending.pop()
+            key = directory.rstrip('/')
+            if key in seen:
+                continue
+            seen.add(key)
+            try:
+                listing = self.fs.ls(directory, detail=True)
+            except Exception as e:  # noqa: BLE001 - any failing listing (OSError, HTTP errors...)
+                unreadable.append((key, _cannot_list(e), name))
+                continue
+            for info in listing:
+                child = info['name'].rstrip('/')
+                base = child.rsplit('/', 1)[-1]
+                if child == key or not child.startswith(key + '/') or base.startswith('.'):
+                    continue
+                if info.get('type') == 'directory':
+                    pending.append(info['name'])
+                elif self._wanted(base):
+                    found.append((name, child[len(root) + 1:], child))
+        return found, unreadable
+
+    def _list_remote(self, root):
+        found, unreadable, folders = [], [], []
+        for info in sorted(self.fs.ls(root, detail=True), key=lambda info: info['name']):
+            path = info['name'].rstrip('/')
+            name = path.rsplit('/', 1)[-1]
+            if path == root or not path.startswith(root + '/') or name.startswith('.'):
+                continue
+            kind = info.get('type')
+            if kind == 'directory':
+                folders.append((name, info['name']))
+            elif kind != 'file':
+                unreadable.append((path, f"is {kind or 'of no known type'}, not a folder", name))
+        if folders:
+            from concurrent.futures import ThreadPoolExecutor
+            with ThreadPoolExecutor(min(self.LISTING_THREADS, len(folders)),
+                                    thread_name_prefix='ffcv-list') as pool:
+                for more, bad in pool.map(lambda folder: self._list_remote_class(root, *folder), folders):
+                    found += more
+                    unreadable += bad
+        return found, unreadable
+
     def _list(self):
         if self._listed is not None:
             return self._listed
@@ -162,30 +287,29 @@ class ImageFolder(IndexedSource):
         if not self.fs.isdir(root):
             what = "is a file, not a folder" if self.fs.exists(root) else "does not exist"
             raise FileNotFoundError(f"image folder {self.url!r} {what}")
-        if _is_local(self.fs):  # os.walk: fsspec's find would stat every file
-            found = [os.path.join(directory, name).replace(os.sep, '/')
-                     for directory, _, names in os.walk(root, followlinks=True) for name in names]
-        else:
-            found = self.fs.find(root, withdirs=False, detail=False)
-        entries = []
-        for path in found:
-            relative = posixpath.relpath(path, root) if not path.startswith(root + '/') \
-                else path[len(root) + 1:]
-            parts = relative.split('/')
-            if len(parts) < 2 or any(p.startswith('.') for p in parts):
-                continue
-            if not parts[-1].lower().endswith(self.extensions):
-                continue
-            entries.append((parts[0], relative, path))
+        entries, unreadable = (self._list_local if _is_local(self.fs) else self._list_remote)(root)
         entries.sort()
-        classes = sorted({c for c, _, _ in entries})
+        unreadable.sort()
+        # an unreadable folder's class keeps its label: the other classes are not renumbered
+        classes = sorted({c for c, _, _ in entries} | {c for _, _, c in unreadable})
+        label = {c: i for i, c in enumerate(classes)}
+        bad = [(display_name(self.fs, path), f"{problem} (class {c!r}, label {label[c]})")
+               for path, problem, c in unreadable]
         if not entries:
+            also = ""
+            if bad:
+                also = (f"; {len(bad)} folder(s) could not be read: "
+                        + '; '.join(f"{where}: {reason}" for where, reason in bad[:3]))
             raise FileNotFoundError(
                 f"image folder {self.url!r} has no images in class folders (expected "
-                f"ROOT/<class>/<image> with extensions {', '.join(self.extensions)})")
-        label = {c: i for i, c in enumerate(classes)}
-        self._listed = (classes, [(label[c], c, rel, path) for c, rel, path in entries])
+                f"ROOT/<class>/<image> with extensions {', '.join(self.extensions)}){also}")
+        self._listed = (classes, [(label[c], c, rel, path) for c, rel, path in entries], bad)
         return self._listed
+
+    def unreadable_folders(self):
+        """``(where, reason)`` of each folder that could not be listed (the reason names its
+        class and label, which the class keeps)."""
+        return list(self._list()[2])
 
     @property
     def classes(self):
@@ -211,9 +335,12 @@ class ImageFolder(IndexedSource):
         return ['image', 'label', 'class', 'path']
 
     def describe(self):
-        classes, items = self._list()
-        return {'kind': 'image-folder', 'url': self.url, 'items': len(items), 'classes': len(classes),
-                'listing_sha256': _sha256(f"{label}\t{rel}" for label, _, rel, _ in items)}
+        classes, items, unreadable = self._list()
+        described = {'kind': 'image-folder', 'url': self.url, 'items': len(items), 'classes': len(classes),
+                     'listing_sha256': _sha256(f"{label}\t{rel}" for label, _, rel, _ in items)}
+        if unreadable:  # absent otherwise: descriptions of earlier conversions stay valid
+            described['unreadable_folders'] = [where for where, _ in unreadable]
+        return described
 
     def __repr__(self):
         return f"ImageFolder({self.url!r})"

@@ -10,12 +10,34 @@ from ..operation import Operation
 _SENTINEL = object()
 
 
+def _check_values(name, values, check):
+    """A ValueError naming the entries of ``values`` that fail ``check``: ``'finite'``,
+    ``'nonzero'`` or ``'nonnegative'``."""
+    if check == 'finite':
+        bad, what, why = (~np.isfinite(values), "a value that is not finite",
+                          "that channel would come out NaN, infinite or all zeros")
+    elif check == 'nonzero':
+        bad, what, why = values == 0, "a zero", "dividing by it gives infinities"
+    else:
+        bad, what, why = values < 0, "a negative value", ("it would flip the sign of that channel; "
+                                                          "give its absolute value")
+    if np.any(bad):
+        entries = ', '.join(f"{name}[{i}] = {float(values[i])!r}" for i in np.flatnonzero(bad))
+        raise ValueError(f"NormalizeImage: {name} has {what} ({entries}): {why}")
+
+
 class NormalizeImage(Operation):
     """``(image - mean) / std`` per channel, as ``type`` (e.g. ``np.float16``, ``np.float32``).
 
     On numpy batches (before ToTensor: ``(height, width, channels)`` uint8) it runs as a
     compiled kernel on the worker threads. On torch tensors (after ``ToTorchImage``, on CPU
     or on the GPU after ``ToDevice``) it runs as torch operations on the whole batch.
+
+    ``mean`` and ``std`` have one value per channel. Every value must be finite and every
+    ``std`` positive, or the constructor raises a ``ValueError`` naming the value: a NaN or
+    an infinity would make that channel of every batch NaN, infinite or zero, and a zero
+    ``std`` divides by zero. A negative ``std`` is an error too: it would flip the sign of
+    its channel, which no normalisation means (give its absolute value).
 
     >>> NormalizeImage(np.array([124, 116, 104]), np.array([58, 57, 57]), np.float16)
     NormalizeImage(mean=[124.0, 116.0, 104.0], std=[58.0, 57.0, 57.0], type=float16)
@@ -33,8 +55,10 @@ class NormalizeImage(Operation):
         self.std = np.asarray(std, dtype=np.float64).reshape(-1)
         if self.mean.shape != self.std.shape:
             raise ValueError(f"mean has {self.mean.size} values and std {self.std.size}")
-        if np.any(self.std == 0):
-            raise ValueError("std has a zero")
+        _check_values('mean', self.mean, 'finite')
+        _check_values('std', self.std, 'finite')
+        _check_values('std', self.std, 'nonzero')
+        _check_values('std', self.std, 'nonnegative')
 
     def declare_state_and_memory(self, previous_state):
         self._jit = previous_state.jit_mode
