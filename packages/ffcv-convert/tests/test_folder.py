@@ -367,3 +367,21 @@ def test_a_readable_folder_is_described_as_before(folder):
     root, _ = folder
     assert sorted(ImageFolder(root).describe()) == ['classes', 'items', 'kind', 'listing_sha256', 'url']
     assert ImageFolder(root).unreadable_folders() == []
+
+
+def test_an_empty_class_folder_keeps_its_label(folder, tmp_path):
+    # every folder under the root is a class, as in torchvision's ImageFolder: emptying one
+    # must not renumber the classes after it
+    root, entries = folder
+    copy = tmp_path / 'copy'
+    shutil.copytree(root, copy)
+    shutil.rmtree(copy / 'class_b')
+    (copy / 'class_b').mkdir()
+    (copy / 'class_b' / 'readme.txt').write_text('no images here')
+    source = ImageFolder(copy)
+    assert source.classes == ['class_a', 'class_b', 'class_c']
+    result = convert(copy, tmp_path / 'out.beton', image_options={'write_mode': 'raw'}, progress=False, workers=1)
+    labels = [label for _, label in Reader(tmp_path / 'out.beton')]
+    expected = [label for path, label in entries if '/class_b/' not in path.replace(os.sep, '/')]
+    assert labels == expected and 1 not in labels and 2 in labels
+    assert result.num_samples == len(expected)

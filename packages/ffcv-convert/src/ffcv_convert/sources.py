@@ -177,9 +177,10 @@ class ImageFolder(IndexedSource):
     A folder that cannot be listed (permissions, a failing remote listing, a class entry
     that is a broken symbolic link, a FIFO or another non-folder) is not left out silently:
     it is in :meth:`unreadable_folders`, and its class keeps its place in the label
-    numbering, so no other class is renumbered. Folders with no images (and nothing
-    unreadable) are not classes. Files directly under ``root`` (regular files, or
-    symbolic links to them) are not classes either.
+    numbering, so no other class is renumbered. Every folder under ``root`` is a class, as
+    in torchvision's ``ImageFolder`` (so labels match its ``class_to_idx``), one with no
+    images too (it has a label and no samples). Files directly under ``root`` (regular
+    files, or symbolic links to them) are not classes.
     """
 
     #: remote class folders listed at once
@@ -196,9 +197,10 @@ class ImageFolder(IndexedSource):
         return not name.startswith('.') and name.lower().endswith(self.extensions)
 
     def _list_local(self, root):
-        """``(found, unreadable)``: ``(class, relative, path)`` of each image and
-        ``(path, problem, class)`` of each folder that could not be listed."""
-        found, unreadable = [], []
+        """``(found, unreadable, classes)``: ``(class, relative, path)`` of each image,
+        ``(path, problem, class)`` of each folder that could not be listed, and the names of
+        the class folders."""
+        found, unreadable, classes = [], [], []
         try:
             with os.scandir(root) as listing:
                 top = sorted(listing, key=lambda entry: entry.name)
@@ -224,13 +226,14 @@ class ImageFolder(IndexedSource):
                 where = error.filename if isinstance(getattr(error, 'filename', None), str) else path
                 unreadable.append((where.replace(os.sep, '/'), _cannot_list(error), name))
 
+            classes.append(name)
             # os.walk: fsspec's find would stat every file
             for directory, folders, names in os.walk(path, onerror=failed, followlinks=True):
                 folders[:] = [f for f in folders if not f.startswith('.')]
                 directory = directory.replace(os.sep, '/')
                 relative = directory[len(root) + 1:]
                 found += [(name, f"{relative}/{n}", f"{directory}/{n}") for n in names if self._wanted(n)]
-        return found, unreadable
+        return found, unreadable, classes
 
     def _list_remote_class(self, root, name, path):
         """``(found, unreadable)`` of one class folder on a remote filesystem, folder by
@@ -278,7 +281,7 @@ class ImageFolder(IndexedSource):
                 for more, bad in pool.map(lambda folder: self._list_remote_class(root, *folder), folders):
                     found += more
                     unreadable += bad
-        return found, unreadable
+        return found, unreadable, [name for name, _ in folders]
 
     def _list(self):
         if self._listed is not None:
@@ -287,11 +290,12 @@ class ImageFolder(IndexedSource):
         if not self.fs.isdir(root):
             what = "is a file, not a folder" if self.fs.exists(root) else "does not exist"
             raise FileNotFoundError(f"image folder {self.url!r} {what}")
-        entries, unreadable = (self._list_local if _is_local(self.fs) else self._list_remote)(root)
+        entries, unreadable, folders = (self._list_local if _is_local(self.fs) else self._list_remote)(root)
         entries.sort()
         unreadable.sort()
-        # an unreadable folder's class keeps its label: the other classes are not renumbered
-        classes = sorted({c for c, _, _ in entries} | {c for _, _, c in unreadable})
+        # every class folder has a label, an empty or unreadable one too: the other classes
+        # are never renumbered
+        classes = sorted(set(folders) | {c for c, _, _ in entries} | {c for _, _, c in unreadable})
         label = {c: i for i, c in enumerate(classes)}
         bad = [(display_name(self.fs, path), f"{problem} (class {c!r}, label {label[c]})")
                for path, problem, c in unreadable]
