@@ -122,6 +122,17 @@ class Reader:
         self.alloc_table = np.ndarray((table_bytes // ALLOC_TABLE_TYPE.itemsize,),
                                       dtype=ALLOC_TABLE_TYPE, buffer=self._mmap,
                                       offset=self.alloc_table_ptr)
+        if not self.alloc_table.size and self.alloc_table_ptr != self.metadata_end:
+            # writers put an empty allocation table right after the metadata
+            self._fail(f"the file has no allocations but {self.alloc_table_ptr - self.metadata_end} bytes between "
+                       f"the metadata of {self.num_samples} samples and the allocation table (damaged header?)")
+        if self.alloc_table.size and not self.num_samples:
+            self._fail(f"the header says the file has no samples, but it has {self.alloc_table.size} allocations "
+                       f"of data (damaged header?)")
+        if self.alloc_table.size and not any(getattr(h, 'pointer_names', ()) for h in self.handlers.values()):
+            self._fail(f"the file has {self.alloc_table.size} allocations of data, but none of its fields "
+                       f"({', '.join(f'{n}: {type(h).__name__}' for n, h in self.handlers.items())}) keeps data "
+                       f"outside the metadata (damaged field descriptors?)")
 
     # ------------------------------------------------------------ where the bytes are
 
@@ -138,6 +149,10 @@ class Reader:
         sorted copy, made once."""
         if self._allocations is None:
             table = self.alloc_table
+            if table.size and int(table['sample_id'].max()) >= self.num_samples:
+                sample = int(table['sample_id'].max())
+                self._fail(f"the allocation table has data of sample {sample}, but the header says the file has "
+                           f"{self.num_samples} samples (damaged header or table)")
             ptrs = table['ptr']
             if ptrs.size and not np.all(ptrs[1:] >= ptrs[:-1]):
                 order = np.argsort(ptrs, kind='stable')

@@ -2,7 +2,7 @@
 import numpy as np
 
 from .errors import FormatError
-from .fields.image import MODE_JPEG, ImageField
+from .fields.image import MODE_JPEG, ImageField, check_stored_channels
 from .reader import Reader
 
 MAX_REPORTED = 20
@@ -107,6 +107,7 @@ def _check_jpeg(reader, index, name, handler, row, simplejpeg):
     data = reader.stored_bytes(index, name)
     colorspace = 'GRAY' if handler.channels == 1 else 'RGB'
     try:
+        check_stored_channels(data, handler.channels)
         image = simplejpeg.decode_jpeg(np.ascontiguousarray(data), colorspace, strict=True)
     except ValueError as e:
         raise FormatError(f"{reader.file_name!r}: sample {index}, field {name!r}: its JPEG data is corrupt "

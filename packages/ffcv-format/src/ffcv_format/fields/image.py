@@ -89,8 +89,42 @@ def _to_cv(image):
     return cv2.cvtColor(image, _TO_CV[channels])
 
 
+#: PNG colour types (header byte 25) of 1, 3 and 4 channels (docs/format.md)
+_PNG_COLOUR_TYPES = {1: 0, 3: 2, 4: 6}
+_JPEG_FRAME_MARKERS = frozenset([0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF])
+
+
+def stored_channels(data):
+    """The channels a stored image's own header declares: a PNG's colour type (gray 1, RGB 3,
+    RGBA 4, others 0), a JPEG's number of components; None when ``data`` is neither."""
+    if len(data) >= 26 and bytes(data[:8]) == b'\x89PNG\r\n\x1a\n':
+        return {0: 1, 2: 3, 6: 4}.get(int(data[25]), 0)
+    if len(data) < 4 or int(data[0]) != 0xFF or int(data[1]) != 0xD8:
+        return None
+    at = 2
+    while at + 9 < len(data):          # walk the markers to the frame header
+        if int(data[at]) != 0xFF:
+            return None
+        marker = int(data[at + 1])
+        if marker in _JPEG_FRAME_MARKERS:
+            return int(data[at + 9])
+        at += 2 + (int(data[at + 2]) << 8 | int(data[at + 3]))
+    return None
+
+
+def check_stored_channels(data, channels):
+    """Raise ValueError unless the stored JPEG or PNG ``data`` has ``channels`` channels (a
+    damaged field descriptor would otherwise make OpenCV convert it silently)."""
+    found = stored_channels(data)
+    if found is not None and found != channels:
+        kind = 'PNG' if bytes(data[:4]) == b'\x89PNG' else 'JPEG'
+        raise ValueError(f"the stored {kind} has {found or 'an unexpected number of'} channel(s), the field "
+                         f"has {channels}")
+
+
 def decode_compressed(data, channels):
     """Decode JPEG or PNG bytes into an HxWxC RGB(A) uint8 array."""
+    check_stored_channels(data, channels)
     image = cv2.imdecode(np.asarray(data, dtype=np.uint8), _IMREAD[channels])
     if image is None:
         raise ValueError("the stored image data does not decode")

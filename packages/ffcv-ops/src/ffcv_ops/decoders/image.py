@@ -17,7 +17,8 @@ from dataclasses import replace
 import cv2
 import numpy as np
 import simplejpeg
-from ffcv_format import FormatError, ImageField
+from ffcv_format import FormatError, ImageField, RGBImageField
+from ffcv_format.fields.image import check_stored_channels
 
 from ..allocation_query import AllocationQuery
 from ..kernels.copy import gather_fixed
@@ -102,12 +103,22 @@ class _ImageDecoder(Decoder):
     def channels(self):
         return int(getattr(self.field, 'channels', 3))
 
+    @property
+    def _any_channels(self):
+        """Whether the field's JPEGs may have any channel count (not FFCV 1.0's RGB type)."""
+        return self.field is not None and self.field.type_id != RGBImageField.TYPE_ID
+
     def _decode_one(self, data, start, size, mode, height, width, channels, scratch=None):
         """One stored image as an HxWxC view or array."""
         if mode == MODE_RAW:
             return data[start:start + height * width * channels].reshape(height, width, channels)
         if mode != MODE_JPEG and mode != MODE_PNG:
             raise ValueError(f"unknown image mode {mode}")
+        if mode == MODE_PNG or self._any_channels:
+            # FFCV 1.0's RGB fields store 3-channel JPEGs only; other image fields (and PNGs)
+            # say how many channels their images have in their descriptor, which the image's
+            # own header must match
+            check_stored_channels(data[start:start + size], channels)
         if mode == MODE_JPEG and scratch is not None and channels in _SIMPLEJPEG_SPACE:
             try:
                 image = simplejpeg.decode_jpeg(data[start:start + size], _SIMPLEJPEG_SPACE[channels],
