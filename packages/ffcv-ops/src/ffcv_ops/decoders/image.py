@@ -17,13 +17,12 @@ from dataclasses import replace
 import cv2
 import numpy as np
 import simplejpeg
-from ffcv_format import FormatError, ImageField, RGBImageField
-from ffcv_format.fields.image import check_stored_channels
+from ffcv_format import FormatError, ImageField
 
 from ..allocation_query import AllocationQuery
 from ..kernels.copy import gather_fixed
 from ..kernels.crop import center_crop_boxes, random_resized_crop_boxes
-from ..kernels.images import BAD_IMAGE, MODE_JPEG, MODE_PNG, MODE_RAW, image_extents
+from ..kernels.images import BAD_IMAGE, MODE_JPEG, MODE_PNG, MODE_RAW, WRONG_CHANNELS, image_extents
 from ..storage import WRONG_SIZE, storage_error
 from .base import Decoder
 DEFAULT_CROP_RATIO = 224 / 256
@@ -79,6 +78,9 @@ class _ImageDecoder(Decoder):
             return FormatError(f"sample {sample}: its image metadata is not possible: mode {int(modes[row])}, "
                                f"{int(widths[row])}x{int(heights[row])} pixels (corrupted file? `ffcv verify FILE` "
                                f"lists every problem)")
+        if code == WRONG_CHANNELS:
+            return FormatError(f"sample {sample}: the stored image declares {int(sizes[row]) or 'an unexpected number of'}"
+                               f" channel(s), the field has {self.channels} (corrupted file?)")
         expected = int(heights[row] * widths[row]) * self.channels if code == WRONG_SIZE else None
         return storage_error(code, sample, ptrs[row], sizes[row], expected, state)
 
@@ -103,10 +105,7 @@ class _ImageDecoder(Decoder):
     def channels(self):
         return int(getattr(self.field, 'channels', 3))
 
-    @property
-    def _any_channels(self):
-        """Whether the field's JPEGs may have any channel count (not FFCV 1.0's RGB type)."""
-        return self.field is not None and self.field.type_id != RGBImageField.TYPE_ID
+
 
     def _decode_one(self, data, start, size, mode, height, width, channels, scratch=None):
         """One stored image as an HxWxC view or array."""
@@ -114,11 +113,6 @@ class _ImageDecoder(Decoder):
             return data[start:start + height * width * channels].reshape(height, width, channels)
         if mode != MODE_JPEG and mode != MODE_PNG:
             raise ValueError(f"unknown image mode {mode}")
-        if mode == MODE_PNG or self._any_channels:
-            # FFCV 1.0's RGB fields store 3-channel JPEGs only; other image fields (and PNGs)
-            # say how many channels their images have in their descriptor, which the image's
-            # own header must match
-            check_stored_channels(data[start:start + size], channels)
         if mode == MODE_JPEG and scratch is not None and channels in _SIMPLEJPEG_SPACE:
             try:
                 image = simplejpeg.decode_jpeg(data[start:start + size], _SIMPLEJPEG_SPACE[channels],
