@@ -1,5 +1,6 @@
 """Threads and memory left behind, mid-epoch resume, the process cache."""
 import gc
+import os
 import threading
 
 import numpy as np
@@ -159,3 +160,45 @@ def test_dropping_the_loader_mid_epoch_frees_its_buffers(tmp_path):
         tracemalloc.stop()
     assert left < ring / 20, (left, ring)
     assert loader_threads() == []
+
+
+def _open_descriptors():
+    return len(os.listdir('/proc/self/fd'))
+
+
+def _resident_bytes():
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir('/proc/self/fd'), reason='needs /proc')
+@pytest.mark.parametrize('os_cache', [True, False])
+def test_no_growth_over_300_broken_and_200_full_epochs(tmp_path, os_cache):
+    # 96 samples of 1 KiB in batches of 16: 6 batches an epoch
+    path = ids_file(str(tmp_path / 'small.beton'), 96, payload=256)
+    loader = Loader(path, batch_size=16, num_workers=2, order=OrderOption.RANDOM, os_cache=os_cache)
+    for _ in range(20):          # warm up: compiled code, caches, allocator pools
+        for _ in loader:
+            pass
+    gc.collect()
+    threads, descriptors, resident = threading.active_count(), _open_descriptors(), _resident_bytes()
+    batches = 0
+    for i in range(300):         # early-broken epochs, every way out
+        it = iter(loader)
+        next(it)
+        if i % 3 == 0:
+            for _ in it:
+                break
+        elif i % 3 == 1:
+            it.close()
+        del it
+    for _ in range(200):         # full epochs
+        for _ in loader:
+            batches += 1
+    gc.collect()
+    assert batches == 200 * 6
+    assert threading.active_count() <= threads
+    assert _open_descriptors() <= descriptors
+    grown = _resident_bytes() - resident
+    assert grown < 32 << 20, f'resident memory grew by {grown / 2**20:.1f} MiB'
