@@ -1,4 +1,5 @@
 """Exceptions raised by ffcv_format."""
+import contextlib
 import errno
 
 
@@ -31,7 +32,6 @@ class OutputExistsError(FileExistsError):
         self.path = path
 
 
-
 #: exception types rebuilt with the context in their message (they carry nothing else)
 _REBUILT = (FormatError, ValueError, TypeError, RuntimeError, IndexError, KeyError, AssertionError,
             NotImplementedError, ZeroDivisionError, OverflowError)
@@ -60,20 +60,33 @@ class OutputWriteError(OSError):
     device that holds it) [Errno 28]``.
     """
 
-    def __init__(self, code, reason, path):
+    def __init__(self, code: int, reason: str, path: str):
         super().__init__(code, reason, path)
 
     @property
-    def path(self):
+    def path(self) -> str:
         return self.filename
 
     def __str__(self):
         return f"cannot write {self.filename!r}: {self.strerror} [Errno {self.errno}]"
 
     @classmethod
-    def from_os_error(cls, path, error):
+    def from_os_error(cls, path: str, error: OSError) -> 'OutputWriteError':
         """The error to raise for ``error`` (an ``OSError``) met while writing ``path``."""
         return cls(error.errno, _storage_reason(error), path)
+
+
+@contextlib.contextmanager
+def output_write_errors(path: str):
+    """Within the block, an ``OSError`` met while writing the output file ``path`` is raised as
+    an :class:`OutputWriteError` naming it (``OutputExistsError`` and ``OutputWriteError``
+    pass unchanged)."""
+    try:
+        yield
+    except (OutputWriteError, OutputExistsError):
+        raise
+    except OSError as error:
+        raise OutputWriteError.from_os_error(path, error) from error
 
 
 def _storage_reason(error):
