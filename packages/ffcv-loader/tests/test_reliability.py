@@ -4,6 +4,10 @@ larger than the memory are refused before they are allocated."""
 import gc
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 import warnings
 
 import numpy as np
@@ -12,7 +16,7 @@ import torch
 from ffcv_format import BytesField, DatasetWriter, FormatError, IntField, NDArrayField, Reader
 from ffcv_loader import Loader, OrderOption
 from ffcv_loader.testing import ids_file, images_file
-from ffcv_ops import AllocationQuery, IntDecoder, Operation, RandomHorizontalFlip, RandomResizedCropRGBImageDecoder
+from ffcv_ops import IntDecoder, Operation, RandomHorizontalFlip, RandomResizedCropRGBImageDecoder
 
 
 @pytest.fixture(scope='module')
@@ -226,3 +230,40 @@ def test_buffers_larger_than_the_memory_are_refused_before_allocation(tmp_path):
                                           r"NDArrayDecoder\(\) of output 'x' with 8388608 bytes per sample"):
         iter(loader)
     assert os.path.exists(path)
+
+
+# ------------------------------------------------------------ Ctrl-C in a training loop
+
+CTRL_C_CHILD = '''
+import sys, time
+from ffcv_loader import Loader, OrderOption
+from ffcv_ops import RandomResizedCropRGBImageDecoder
+loader = Loader(sys.argv[1], batch_size=8, num_workers=2, order=OrderOption.RANDOM,
+                pipelines={'image': [RandomResizedCropRGBImageDecoder((64, 64))]})
+try:
+    for epoch in range(10_000):
+        for batch in loader:
+            print('batch', flush=True)
+            time.sleep(0.01)          # the training step
+except KeyboardInterrupt:
+    print('interrupted', loader.state_dict()['epoch'], flush=True)
+    sys.exit(3)
+'''
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_training_loop_in_seconds(tmp_path):
+    path, _ = images_file(str(tmp_path / 'im.beton'), 200)
+    child = subprocess.Popen([sys.executable, '-c', CTRL_C_CHILD, path], stdout=subprocess.PIPE, text=True)
+    try:
+        for _ in range(30):                   # well into the loop: workers busy, batches ahead
+            assert child.stdout.readline() == 'batch\n'
+        sent = time.monotonic()
+        child.send_signal(signal.SIGINT)
+        out, _ = child.communicate(timeout=30)
+        took = time.monotonic() - sent
+    finally:
+        child.kill()
+    assert child.returncode == 3, (child.returncode, out[-500:])
+    assert 'interrupted' in out
+    assert took < 10, f'the loop took {took:.1f} s to stop after Ctrl-C'
