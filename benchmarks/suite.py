@@ -376,8 +376,11 @@ def main():
                     spec = dict(beton=beton, kind=kind, batch_size=batch_size, workers=N, seed=0, order=order)
                     run(f'{name}_{order.lower()}', {'field': name, 'order': order, 'batch_size': spec['batch_size']},
                         [contender('ours', 'ours', 'ffcv_api:Arrays', spec),
-                         contender('ours, os_cache=False', 'ours', 'ffcv_api:Arrays', dict(spec, os_cache=False)),
-                         contender('FFCV 1.0.2', 'ffcv102', 'ffcv_api:Arrays', spec),
+                         contender('ours, os_cache=False', 'ours', 'ffcv_api:Arrays', dict(spec, os_cache=False))]
+                        + ([contender('ours, baseline', 'baseline', 'ffcv_api:Arrays', spec),
+                            contender('ours, baseline, os_cache=False', 'baseline', 'ffcv_api:Arrays',
+                                      dict(spec, os_cache=False))] if 'baseline' in peers else [])
+                        + [contender('FFCV 1.0.2', 'ffcv102', 'ffcv_api:Arrays', spec),
                          contender('memory copy', 'ours', 'ceiling:MemCopy', spec),
                          contender('copy from page cache', 'ours', 'ceiling:MemCopy',
                                    dict(spec, source='page cache'))])
@@ -385,8 +388,9 @@ def main():
             spec = dict(paths=paths, images=min(1000, len(paths)), max_resolution=256, quality=90, workers=N,
                         tmp=tmp)
             run('convert', {'images': spec['images'], 'max_resolution': 256, 'quality': 90},
-                [contender('ours', 'ours', 'ffcv_api:Writer', spec),
-                 contender('FFCV 1.0.2', 'ffcv102', 'ffcv_api:Writer', spec),
+                [contender('ours', 'ours', 'ffcv_api:Writer', spec)]
+                + ([contender('ours, baseline', 'baseline', 'ffcv_api:Writer', spec)] if 'baseline' in peers else [])
+                + [contender('FFCV 1.0.2', 'ffcv102', 'ffcv_api:Writer', spec),
                  contender('encode ceiling', 'ours', 'ceiling:Encode', spec)])
         if 'start' in wanted:
             log("\n== start: Loader(...) to the first batch, fresh processes, cold and warm numba cache")

@@ -104,3 +104,93 @@ def test_a_corrupted_image_is_reported(multi_page_file):
     run_batch(pipeline, state, np.array([4, 6]))
     with pytest.raises(FormatError, match=r"sample 5: a stored image does not decode \(corrupted file\?\)"):
         run_batch(pipeline, state, np.array([4, 5, 6]))
+
+
+def brute_force_find(ptr, sample, table, data_region, page_size):
+    """What find() must answer, from the whole table (no index): (size, code)."""
+    from ffcv_format.storage import Problem
+    if not data_region[0] <= ptr < data_region[1]:
+        return 0, Problem.OUTSIDE
+    at = [k for k in range(len(table.ptr)) if int(table.ptr[k]) == ptr]
+    if not at:
+        return 0, Problem.NOT_ALLOCATED
+    own = [int(table.size[k]) for k in at if int(table.sample_id[k]) == sample]
+    if not own:
+        return 0, Problem.OTHER_SAMPLE
+    size = max(own)
+    if ptr % page_size + size > page_size or ptr + size > data_region[1]:
+        return size, Problem.CROSSES_PAGE
+    return size, Problem.OK
+
+
+@pytest.mark.parametrize('seed', range(4))
+def test_find_searches_the_page_index_like_the_whole_table(seed):
+    """Pointers are looked up among their page's allocations only (ffcv_format.storage's
+    page_entries): the same answers as a search of the whole table, for tables with empty
+    pages, pages of equal-size allocations, of sizes that vary by orders of magnitude, and
+    equal pointers (FFCV 1.0's zero-size allocations)."""
+    rng = np.random.default_rng(seed)
+    page, num_pages = 1 << 12, 40
+    data_start = 2 * page
+    ptrs, sizes, owners = [], [], []
+    sample = 0
+    for p in range(num_pages):
+        kind = rng.integers(0, 4)
+        if kind == 0:
+            continue                                   # an empty page
+        offset = 0
+        while True:
+            size = 64 if kind == 1 else int(rng.choice([0, 1, 7, 300, 2000]))
+            if offset + max(size, 1) > page:
+                break
+            ptr = data_start + p * page + offset
+            ptrs.append(ptr), sizes.append(size), owners.append(sample)
+            if size == 0 and kind == 3:               # FFCV 1.0: the next allocation shares its pointer
+                size = int(rng.integers(1, 50))
+                ptrs.append(ptr), sizes.append(size), owners.append(sample + 1)
+                sample += 1
+            offset += max(size, 1)
+            sample += 1
+    order = np.argsort(np.asarray(ptrs, dtype=np.uint64), kind='stable')
+    table = Allocations(np.asarray(ptrs, np.uint64)[order], np.asarray(sizes, np.uint64)[order],
+                        np.asarray(owners, np.uint64)[order])
+    data_end = data_start + num_pages * page
+    arena = np.zeros(data_end, dtype=np.uint8)
+    state = make_storage_state(arena, np.arange(data_end // page + 1, dtype=np.int64) * page, page, table,
+                               (data_start, data_end))
+    probes = [(int(p), int(s)) for p, s in zip(table.ptr, table.sample_id)]              # every allocation
+    probes += [(int(p) + 1, int(s)) for p, s in zip(table.ptr[::7], table.sample_id[::7])]   # inside one
+    probes += [(int(x), int(rng.integers(0, sample))) for x in rng.integers(0, data_end + page, 300)]
+    probes += [(data_start, 0), (data_end - 1, 0), (data_end, 0), (data_start - 1, 0)]
+    for ptr, owner in probes:
+        start, size, code = find(ptr, owner, state)
+        want_size, want_code = brute_force_find(ptr, owner, table, (data_start, data_end), page)
+        assert code == want_code, (ptr, owner)
+        if code == 0:
+            assert (start, size) == (ptr, want_size), (ptr, owner)
+
+
+def test_gather_fixed_looks_a_sample_up_once_and_keeps_refusing_a_damaged_one(multi_page_file):
+    from ffcv_format.storage import Problem
+    from ffcv_ops.kernels.copy import gather_fixed
+    from ffcv_ops.storage import sample_bits
+
+    reader = multi_page_file
+    state = storage_state_of(reader)
+    column = np.asarray(reader.metadata['arr'], dtype=np.uint64)
+    bits = sample_bits(N)
+    out = np.zeros((4, 50000), np.uint8)
+    samples = np.array([3, 40, 7, 88])
+    assert gather_fixed(column[samples], samples, 50000, state, out, bits) == (-1, 0)
+    for row, s in enumerate(samples):
+        np.testing.assert_array_equal(out[row], reader[s][0])
+    checked = [s for s in range(N) if bits[s >> 3] & (1 << (s & 7))]
+    assert checked == sorted(samples.tolist())              # recorded once read
+    # sample 5 given sample 6's pointer: refused, never recorded, refused again
+    damaged = np.array([column[6]], dtype=np.uint64)
+    for _ in range(2):
+        assert gather_fixed(damaged, np.array([5]), 50000, state, out, bits) == (0, Problem.OTHER_SAMPLE)
+        assert not bits[5 >> 3] & (1 << 5)
+    # a recorded sample is read again from its page, still checked against the data region
+    outside = np.array([reader.file_size + (1 << 30)], dtype=np.uint64)
+    assert gather_fixed(outside, np.array([3]), 50000, state, out, bits) == (0, Problem.OUTSIDE)

@@ -9,20 +9,24 @@ problem codes (``ffcv_ops.storage``), so that both report the same problems.
 
 The *storage state* is what compiled decoders read through: a tuple ::
 
-    (data, page_offsets, page_shift, alloc_ptrs, alloc_sizes, alloc_samples, data_start, data_end)
+    (data, page_offsets, page_shift, alloc_ptrs, alloc_sizes, alloc_samples, data_start, data_end,
+     page_entries)
 
 - ``data``: uint8 array holding pages (the memory-mapped file, or a process cache);
 - ``page_offsets[p]``: where page ``p`` of the file (file offset ``p * page_size``) starts in
   ``data``, or -1 when it is not resident;
 - ``page_shift``: log2 of the page size;
 - ``alloc_ptrs``/``alloc_sizes``/``alloc_samples``: the allocation table sorted by pointer;
-- ``data_start``/``data_end``: the data region ``[data_start, data_end)`` of the file.
+- ``data_start``/``data_end``: the data region ``[data_start, data_end)`` of the file;
+- ``page_entries[p]``: the index in ``alloc_ptrs`` of the first allocation at or after the
+  start of page ``p`` (so page ``p``'s allocations are ``page_entries[p]`` to
+  ``page_entries[p + 1]``): a pointer is looked up among its page's allocations only.
 """
 from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ['Allocations', 'make_storage_state', 'Problem', 'describe', 'check_extents']
+__all__ = ['Allocations', 'make_storage_state', 'page_entries', 'Problem', 'describe', 'check_extents']
 
 
 class Allocations(NamedTuple):
@@ -38,15 +42,25 @@ def make_storage_state(data, page_offsets, page_size, allocations: Allocations, 
     if 1 << page_shift != page_size:
         raise ValueError(f"page_size must be a power of two, got {page_size}")
     start, end = data_region
+    ptrs = np.asarray(allocations.ptr, dtype=np.uint64)
     return (np.asarray(data).view(np.uint8).reshape(-1),
             np.ascontiguousarray(page_offsets, dtype=np.int64),
             np.int64(page_shift),
             # views on the file's table when it is sorted already: not copied (10^8 entries
             # are gigabytes)
-            np.asarray(allocations.ptr, dtype=np.uint64),
+            ptrs,
             np.asarray(allocations.size, dtype=np.uint64),
             np.asarray(allocations.sample_id, dtype=np.uint64),
-            np.int64(start), np.int64(end))
+            np.int64(start), np.int64(end),
+            page_entries(ptrs, page_size, end))
+
+
+def page_entries(ptrs, page_size, data_end):
+    """For each page of ``[0, data_end)`` and one more: the index in ``ptrs`` (sorted) of the first
+    pointer at or after the page's start (an int64 array)."""
+    num_pages = int(data_end) // int(page_size) + 2
+    starts = np.arange(num_pages, dtype=np.uint64) * np.uint64(page_size)
+    return np.searchsorted(ptrs, starts, side='left').astype(np.int64)
 
 
 class Problem:

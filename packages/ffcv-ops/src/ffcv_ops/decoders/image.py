@@ -23,7 +23,7 @@ from ..allocation_query import AllocationQuery
 from ..kernels.copy import gather_fixed
 from ..kernels.crop import center_crop_boxes, random_resized_crop_boxes
 from ..kernels.images import BAD_IMAGE, MODE_JPEG, MODE_PNG, MODE_RAW, WRONG_CHANNELS, image_extents
-from ..storage import WRONG_SIZE, storage_error
+from ..storage import WRONG_SIZE, sample_bits, storage_error
 from .base import Decoder
 DEFAULT_CROP_RATIO = 224 / 256
 #: a chunk's scratch buffer (its largest image) up to this size is allocated from the
@@ -105,8 +105,6 @@ class _ImageDecoder(Decoder):
     def channels(self):
         return int(getattr(self.field, 'channels', 3))
 
-
-
     def _decode_one(self, data, start, size, mode, height, width, channels, scratch=None):
         """One stored image as an HxWxC view or array."""
         if mode == MODE_RAW:
@@ -180,6 +178,7 @@ class SimpleRGBImageDecoder(_ImageDecoder):
         meta = self.metadata
         h, w = (int(meta['height'][0]), int(meta['width'][0])) if meta.size else (0, 0)
         raw_bytes = h * w * channels
+        checked = sample_bits(meta.size)
 
         def decode(indices, destination, metadata, storage_state, seed=0):
             n = indices.shape[0]
@@ -187,7 +186,7 @@ class SimpleRGBImageDecoder(_ImageDecoder):
                 # raw images (CIFAR): one compiled copy for the whole chunk
                 ptrs = meta['data_ptr'][indices]
                 row, code = gather_fixed(ptrs, indices, raw_bytes, storage_state,
-                                         destination[:n].reshape(n, raw_bytes))
+                                         destination[:n].reshape(n, raw_bytes), checked)
                 if code:
                     raise storage_error(code, indices[row], ptrs[row], None, raw_bytes, storage_state)
                 return destination

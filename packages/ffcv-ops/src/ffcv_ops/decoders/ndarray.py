@@ -6,7 +6,7 @@ from ffcv_format import NDArrayField
 
 from ..allocation_query import AllocationQuery
 from ..kernels.copy import gather_fixed
-from ..storage import storage_error
+from ..storage import sample_bits, storage_error
 from .base import Decoder
 
 
@@ -24,11 +24,12 @@ class NDArrayDecoder(Decoder):
     def generate_code(self):
         column = self.metadata
         nbytes = int(self.field.element_size)
+        checked = sample_bits(len(column))
 
         def decode(indices, destination, metadata, storage_state, seed=0):
             rows = destination.reshape(destination.shape[0], -1).view(np.uint8)
             ptrs = column[indices]
-            row, code = gather_fixed(ptrs, indices, nbytes, storage_state, rows)
+            row, code = gather_fixed(ptrs, indices, nbytes, storage_state, rows, checked)
             if code:
                 raise storage_error(code, indices[row], ptrs[row], None, nbytes, storage_state)
             return destination

@@ -4,7 +4,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ..storage import OK, TOO_LARGE, WRONG_SIZE, find
+from ..storage import OK, OUTSIDE, TOO_LARGE, WRONG_SIZE, find_in, find_once, resident_in
 
 
 @intrinsic
@@ -33,17 +33,39 @@ def gather_scalars(column, indices, out):
 
 
 @njit(nogil=True, cache=True)
-def gather_fixed(ptrs, samples, nbytes, state, out):
+def gather_fixed(ptrs, samples, nbytes, state, out, checked):
     """Fixed-size allocations (NDArray fields, raw images) of ``samples`` into rows of a
     C-contiguous uint8 matrix. Each allocation must be exactly ``nbytes`` long. Returns
     ``(row, problem code)`` of the first sample whose data is not as it must be (see
-    ``ffcv_ops.storage``), or ``(-1, 0)``; ``out[row]`` is then not written."""
-    data = state[0]
+    ``ffcv_ops.storage``), or ``(-1, 0)``; ``out[row]`` is then not written.
+
+    ``checked`` (``ffcv_ops.storage.sample_bits``, one per decoder and field) has a bit per
+    sample whose pointer was found to be its own allocation of ``nbytes`` bytes: the table is
+    looked up once per sample, later reads check the data region and the page's residency
+    only. In a table of millions of entries the lookup misses the cache, which for samples
+    of a few KiB read in random order costs as much as copying them (the suite's
+    ndarray_3KiB_random workload); the metadata does not change, so once is enough."""
+    data, page_offsets, shift, alloc_ptrs, alloc_sizes, alloc_samples, data_start, data_end, page_entries = state
     row = out.shape[1]
     if nbytes > row:
         return 0, TOO_LARGE
     for i in range(ptrs.shape[0]):
-        start, size, code = find(ptrs[i], samples[i], state)
+        sample = np.int64(samples[i])
+        ptr = np.uint64(ptrs[i])
+        byte = sample >> 3
+        bit = np.uint8(1 << (sample & 7))
+        if byte >= checked.shape[0]:
+            return i, OUTSIDE
+        if checked[byte] & bit:
+            if ptr < np.uint64(data_start) or ptr >= np.uint64(data_end):
+                return i, OUTSIDE
+            start, code = resident_in(ptr, nbytes, data, page_offsets, shift)
+            size = np.int64(nbytes)
+        else:
+            start, size, code = find_once(ptr, sample, data, page_offsets, shift, alloc_ptrs, alloc_sizes,
+                                          alloc_samples, data_start, data_end, page_entries)
+            if code == OK and size == nbytes:
+                checked[byte] |= bit        # a race between threads only loses a bit: checked again
         if code != OK:
             return i, code
         if size != nbytes:
@@ -57,10 +79,11 @@ def gather_sized(ptrs, sizes, samples, state, out):
     """Variable-size allocations (Bytes fields) of ``samples`` into zero-padded rows of a
     C-contiguous uint8 matrix; ``sizes`` are the sizes the metadata records, which the
     allocations must have. Returns ``(row, problem code)`` like ``gather_fixed``."""
-    data = state[0]
+    data, page_offsets, shift, alloc_ptrs, alloc_sizes, alloc_samples, data_start, data_end, page_entries = state
     row = out.shape[1]
     for i in range(ptrs.shape[0]):
-        start, size, code = find(ptrs[i], samples[i], state)
+        start, size, code = find_in(ptrs[i], samples[i], data, page_offsets, shift, alloc_ptrs, alloc_sizes,
+                                    alloc_samples, data_start, data_end, page_entries)
         if code != OK:
             return i, code
         if size != sizes[i]:

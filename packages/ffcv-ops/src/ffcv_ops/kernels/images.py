@@ -2,7 +2,7 @@
 import numpy as np
 from numba import njit
 
-from ..storage import OK, WRONG_SIZE, find
+from ..storage import OK, WRONG_SIZE, find_in
 
 #: the stored modes of an image (docs/format.md): JPEG, raw pixels, PNG
 MODE_JPEG, MODE_RAW, MODE_PNG = 0, 1, 2
@@ -47,11 +47,13 @@ def image_extents(ptrs, samples, modes, heights, widths, channels, state, starts
     mode, a side of 0 pixels, a pointer that ``find`` refuses, raw pixels whose allocation is
     not ``height * width * channels`` bytes, a JPEG or PNG declaring another channel count),
     or ``(-1, 0)``."""
+    data, page_offsets, shift, alloc_ptrs, alloc_sizes, alloc_samples, data_start, data_end, page_entries = state
     for i in range(ptrs.shape[0]):
         mode = modes[i]
         if (mode != MODE_JPEG and mode != MODE_RAW and mode != MODE_PNG) or heights[i] <= 0 or widths[i] <= 0:
             return i, BAD_IMAGE
-        start, size, code = find(ptrs[i], samples[i], state)
+        start, size, code = find_in(ptrs[i], samples[i], data, page_offsets, shift, alloc_ptrs, alloc_sizes,
+                                    alloc_samples, data_start, data_end, page_entries)
         if code != OK:
             sizes[i] = size
             return i, code
@@ -59,7 +61,7 @@ def image_extents(ptrs, samples, modes, heights, widths, channels, state, starts
             sizes[i] = size
             return i, WRONG_SIZE
         if mode != MODE_RAW:
-            found = stored_channels(state[0], start, size)
+            found = stored_channels(data, start, size)
             if found >= 0 and found != channels:
                 sizes[i] = found        # what the stored image declares, for the message
                 return i, WRONG_CHANNELS
