@@ -1,9 +1,17 @@
-"""The ``ffcv`` subcommands that work on files: convert, inspect, verify, concat, subset, append.
+"""The subcommands that work on files: convert, inspect, verify, concat, subset, append.
 
-The ``ffcv`` console script (in the meta-package) builds its parser from modules like
-this one: each has ``add_commands(subparsers)``, which adds its subcommands with
-``set_defaults(run=function)``. A command function takes the parsed arguments and
-returns an exit code; it raises on failure and the dispatcher prints one line.
+Two programs have them: ``ffcv-convert`` (this package's console script, also
+``python -m ffcv_convert``; it needs neither torch nor the loader) and ``ffcv`` (the
+meta-package's, which adds ``doctor``). Both are built by
+:func:`ffcv_convert.command_line.run_command_line` from command modules like this one:
+each has ``add_commands(subparsers)``, which adds its subcommands with
+``set_defaults(run=function, prog=...)``. A command function takes the parsed arguments
+and returns an exit code; it raises on failure and the dispatcher prints one line.
+``args.prog`` is the command as the user ran it (``ffcv convert``, ``ffcv-convert
+convert``), for the messages a command prints itself.
+
+    ffcv-convert convert data/train train.beton --max-resolution 256
+    ffcv-convert inspect train.beton --show 16
 """
 import argparse
 import functools
@@ -15,7 +23,10 @@ import time
 from ffcv_format import OutputExistsError
 from ffcv_format.units import positive_int_argument, size_argument
 
-__all__ = ['add_commands']
+from .__about__ import __version__
+from .command_line import run_command_line
+
+__all__ = ['DESCRIPTION', 'add_commands', 'main']
 
 _RAW = argparse.RawDescriptionHelpFormatter
 
@@ -47,12 +58,12 @@ again), or with --skip-bad is skipped and listed in DST.skipped.txt (a skipped c
 folder keeps its label: the other classes are not renumbered).
 
 examples:
-  ffcv convert data/train train.beton --max-resolution 256 --jpeg-quality 90
-  ffcv convert data/train train.beton --write-mode jpg --keep-jpeg
-  ffcv convert s3://bucket/train train.beton -S anon=true --io-workers 128
-  ffcv convert labels.csv train.beton --path-column file --fields image,label=class_id:int
-  ffcv convert 'shards/train-{000000..000146}.tar' train.beton --fields image=jpg,label=cls:int
-  ffcv convert data/train train.beton --skip-bad --skipped-report bad-images.txt
+  %(prog)s data/train train.beton --max-resolution 256 --jpeg-quality 90
+  %(prog)s data/train train.beton --write-mode jpg --keep-jpeg
+  %(prog)s s3://bucket/train train.beton -S anon=true --io-workers 128
+  %(prog)s labels.csv train.beton --path-column file --fields image,label=class_id:int
+  %(prog)s 'shards/train-{000000..000146}.tar' train.beton --fields image=jpg,label=cls:int
+  %(prog)s data/train train.beton --skip-bad --skipped-report bad-images.txt
 """
 
 
@@ -113,7 +124,7 @@ def _add_convert(subparsers):
     g.add_argument('--restart', action='store_true',
                    help='discard unfinished work in DST.parts/ and start over')
     g.add_argument('-q', '--quiet', action='store_true', help='no progress bar')
-    p.set_defaults(run=run_convert)
+    p.set_defaults(run=run_convert, prog=p.prog)
 
 
 def _overwrite_flag(run):
@@ -146,7 +157,7 @@ def run_convert(args):
                          overwrite=args.overwrite, restart=args.restart, page_size=args.page_size,
                          progress=not args.quiet)
     except KeyboardInterrupt:
-        print(f"ffcv convert: interrupted; finished parts are kept in {work_dir_for(args.dst)}: "
+        print(f"{args.prog}: interrupted; finished parts are kept in {work_dir_for(args.dst)}: "
               "run the same command again to resume", file=sys.stderr)
         raise
     seconds = time.perf_counter() - started
@@ -169,9 +180,9 @@ full the pages are. --show N also writes a contact sheet: a PNG grid of N images
 (evenly spaced through the file) with their indices and labels.
 
 examples:
-  ffcv inspect train.beton
-  ffcv inspect train.beton --show 64 --output sheet.png
-  ffcv inspect train.beton --json
+  %(prog)s train.beton
+  %(prog)s train.beton --show 64 --output sheet.png
+  %(prog)s train.beton --json
 """
 
 
@@ -184,7 +195,7 @@ def _add_inspect(subparsers):
                                                    'in the current folder)')
     p.add_argument('--field', metavar='NAME', help='the image field to show (default: the first)')
     p.add_argument('--json', action='store_true', help='print the description as JSON')
-    p.set_defaults(run=run_inspect)
+    p.set_defaults(run=run_inspect, prog=p.prog)
 
 
 def run_inspect(args):
@@ -204,8 +215,8 @@ allocation, and that every sample decodes. Exits with status 1 and lists the pro
 (up to 20) if any.
 
 examples:
-  ffcv verify train.beton
-  ffcv verify --no-decode huge.beton      # structure only (fast)
+  %(prog)s train.beton
+  %(prog)s --no-decode huge.beton      # structure only (fast)
 """
 
 
@@ -214,7 +225,7 @@ def _add_verify(subparsers):
                               description=VERIFY_HELP, formatter_class=_RAW)
     p.add_argument('file', metavar='FILE')
     p.add_argument('--no-decode', action='store_true', help='check the structure only, do not decode samples')
-    p.set_defaults(run=run_verify)
+    p.set_defaults(run=run_verify, prog=p.prog)
 
 
 def run_verify(args):
@@ -222,7 +233,7 @@ def run_verify(args):
     try:
         summary = verify(args.file, decode=not args.no_decode)
     except FormatError as e:
-        print(f"ffcv verify: {e}", file=sys.stderr)
+        print(f"{args.prog}: {e}", file=sys.stderr)
         return 1
     fields = ', '.join(f"{name} ({kind})" for name, kind in summary['fields'].items())
     print(f"{args.file}: OK, {summary['num_samples']} samples, fields {fields}")
@@ -237,7 +248,7 @@ the samples of the first file, then those of the second, and so on. Stored bytes
 copied as they are (no decoding). The output appears only once complete.
 
 examples:
-  ffcv concat part-a.beton part-b.beton part-c.beton -o all.beton
+  %(prog)s part-a.beton part-b.beton part-c.beton -o all.beton
 """
 
 SUBSET_HELP = """\
@@ -246,19 +257,19 @@ repeat). Indices are Python-style: single indices and start:stop[:step] ranges,
 separated by commas; or a file with one index per line (or a .npy array).
 
 examples:
-  ffcv subset train.beton small.beton --indices 0:1000
-  ffcv subset train.beton every-10th.beton --indices ::10
-  ffcv subset train.beton picked.beton --indices-file keep.txt
+  %(prog)s train.beton small.beton --indices 0:1000
+  %(prog)s train.beton every-10th.beton --indices ::10
+  %(prog)s train.beton picked.beton --indices-file keep.txt
 """
 
 APPEND_HELP = """\
 Add the samples of other .beton files (with the same fields) after those of BASE,
-producing a new file atomically. To add images, convert them first (ffcv convert).
+producing a new file atomically. To add images, convert them first (the convert command).
 Give -o BASE --overwrite to replace BASE itself (readers of the old file are unaffected).
 
 examples:
-  ffcv append train.beton new-images.beton -o train-v2.beton
-  ffcv append train.beton extra.beton -o train.beton --overwrite
+  %(prog)s train.beton new-images.beton -o train-v2.beton
+  %(prog)s train.beton extra.beton -o train.beton --overwrite
 """
 
 
@@ -268,7 +279,7 @@ def _add_combine(subparsers):
     p.add_argument('files', nargs='+', metavar='FILE')
     p.add_argument('-o', '--output', required=True, metavar='DST')
     p.add_argument('--overwrite', action='store_true', help='replace DST if it exists')
-    p.set_defaults(run=run_concat)
+    p.set_defaults(run=run_concat, prog=p.prog)
 
     p = subparsers.add_parser('subset', help='write chosen samples of a .beton file into a new one',
                               description=SUBSET_HELP, formatter_class=_RAW)
@@ -278,7 +289,7 @@ def _add_combine(subparsers):
     which.add_argument('--indices', metavar='SPEC', help='e.g. 0:1000,2000:3000:2,7')
     which.add_argument('--indices-file', metavar='PATH', help='text (one index per line) or .npy')
     p.add_argument('--overwrite', action='store_true', help='replace DST if it exists')
-    p.set_defaults(run=run_subset)
+    p.set_defaults(run=run_subset, prog=p.prog)
 
     p = subparsers.add_parser('append', help='a new file: a .beton file followed by the samples of others',
                               description=APPEND_HELP, formatter_class=_RAW)
@@ -286,7 +297,7 @@ def _add_combine(subparsers):
     p.add_argument('additions', nargs='+', metavar='FILE')
     p.add_argument('-o', '--output', required=True, metavar='DST')
     p.add_argument('--overwrite', action='store_true', help='replace DST if it exists')
-    p.set_defaults(run=run_append)
+    p.set_defaults(run=run_append, prog=p.prog)
 
 
 @_overwrite_flag
@@ -336,3 +347,29 @@ def add_commands(subparsers):
     _add_inspect(subparsers)
     _add_verify(subparsers)
     _add_combine(subparsers)
+
+
+# ------------------------------------------------------------------------ the ffcv-convert program
+
+DESCRIPTION = """\
+ffcv-convert: datasets into .beton files, and tools for .beton files.
+
+The file commands of the ffcv command line, without torch or the loader installed.
+
+examples:
+  ffcv-convert convert data/train train.beton --max-resolution 256
+  ffcv-convert inspect train.beton --show 16
+  ffcv-convert verify train.beton
+  ffcv-convert COMMAND --help          (options and examples of a command)
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``ffcv-convert`` command line on ``argv`` (default: ``sys.argv[1:]``); returns the exit status.
+
+    >>> main(['verify', 'train.beton'])          # doctest: +SKIP
+    train.beton: OK, 1000 samples, fields image (RGBImageField), label (IntField)
+    0
+    """
+    return run_command_line('ffcv-convert', ['ffcv_convert.cli'], argv, description=DESCRIPTION,
+                            version=f'ffcv-convert {__version__}')
