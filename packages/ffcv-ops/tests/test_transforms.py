@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from ffcv_ops import (Convert, Cutout, IntDecoder, NormalizeImage, RandomHorizontalFlip, RandomTranslate,
+from ffcv_ops import (Convert, Cutout, DeviceUnavailableError, IntDecoder, NormalizeImage, RandomHorizontalFlip, RandomTranslate,
                       SimpleRGBImageDecoder, Squeeze, ToDevice, ToTensor, ToTorchImage, View)
 from ffcv_ops.testing import make_pipeline, run_batch, run_pipeline, storage_state_of
 
@@ -391,3 +391,32 @@ def test_imagenet_style_pipeline(jpeg_file):
     assert out.shape == (40, 3, 16, 16) and out.dtype == torch.float32
     expected = ((crops[:, :, ::-1].astype(np.float64) - MEAN) / STD).transpose(0, 3, 1, 2)
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+# ------------------------------------------------------------ ToDevice without the device
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+@pytest.mark.parametrize('device', ['cuda', 'cuda:0', torch.device('cuda', 1)])
+def test_to_device_cuda_without_cuda_names_the_op_and_cuda(small_images_file, device):
+    ops = [SimpleRGBImageDecoder(), ToTensor(), ToTorchImage(), ToDevice(device)]
+    with pytest.raises(DeviceUnavailableError) as caught:
+        run_pipeline(small_images_file, 'image', ops, np.arange(4))
+    message = str(caught.value)
+    assert "ToDevice('cuda" in message and 'CUDA is not available' in message
+    assert "ToDevice('cpu')" in message  # what to do instead
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_to_device_past_the_last_gpu_names_the_count(small_images_file):
+    index = torch.cuda.device_count()
+    ops = [SimpleRGBImageDecoder(), ToTensor(), ToDevice(f'cuda:{index}')]
+    with pytest.raises(DeviceUnavailableError, match=f"no CUDA device {index}; this machine has {index}"):
+        run_pipeline(small_images_file, 'image', ops, np.arange(4))
+
+
+def test_to_device_cpu_is_accepted_everywhere(small_images_file, originals):
+    out = run_pipeline(small_images_file, 'image', [SimpleRGBImageDecoder(), ToTensor(), ToDevice('cpu')],
+                       np.arange(8))
+    np.testing.assert_array_equal(out.numpy(), originals[:8])

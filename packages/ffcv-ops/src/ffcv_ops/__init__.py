@@ -15,13 +15,14 @@ from .state import State
 from .transforms import (Convert, Cutout, ImageMixup, LabelMixup, MixupToOneHot, ModuleWrapper,
                          NormalizeImage, Poison, RandomBrightness, RandomContrast, RandomHorizontalFlip,
                          RandomResizedCrop, RandomSaturation, RandomTranslate, ReplaceLabel, Squeeze,
-                         ToDevice, ToTensor, ToTorchImage, View)
+                         DeviceUnavailableError, ToDevice, ToTensor, ToTorchImage, View)
 
 __all__ = ['__version__', 'Operation', 'State', 'AllocationQuery', 'Compiler', 'Pipeline',
            'PipelineSpec', 'Decoder', 'BasicDecoder', 'IntDecoder', 'FloatDecoder', 'BytesDecoder', 'NDArrayDecoder',
            'SimpleRGBImageDecoder', 'ResizedCropRGBImageDecoder', 'RandomResizedCropRGBImageDecoder',
            'CenterCropRGBImageDecoder',
            'default_decoder', 'register_default_decoder', 'RandomHorizontalFlip', 'RandomTranslate', 'Cutout',
-           'NormalizeImage', 'ToTensor', 'ToDevice', 'ToTorchImage', 'Convert', 'View', 'Squeeze',
+           'NormalizeImage', 'ToTensor', 'ToDevice', 'DeviceUnavailableError', 'ToTorchImage', 'Convert', 'View',
+           'Squeeze',
            'ModuleWrapper', 'ImageMixup', 'LabelMixup', 'MixupToOneHot', 'Poison', 'ReplaceLabel',
            'RandomResizedCrop', 'RandomBrightness', 'RandomContrast', 'RandomSaturation']

@@ -6,9 +6,9 @@ from .mixup import ImageMixup, LabelMixup, MixupToOneHot
 from .module import ModuleWrapper
 from .normalize import NormalizeImage
 from .targeted import Poison, ReplaceLabel
-from .torch_bridge import Convert, Squeeze, ToDevice, ToTensor, ToTorchImage, View
+from .torch_bridge import Convert, DeviceUnavailableError, Squeeze, ToDevice, ToTensor, ToTorchImage, View
 
-__all__ = ['RandomHorizontalFlip', 'RandomTranslate', 'Cutout', 'NormalizeImage', 'ToTensor', 'ToDevice',
+__all__ = ['DeviceUnavailableError', 'RandomHorizontalFlip', 'RandomTranslate', 'Cutout', 'NormalizeImage', 'ToTensor', 'ToDevice',
            'ToTorchImage', 'Convert', 'View', 'Squeeze', 'ModuleWrapper', 'ImageMixup', 'LabelMixup',
            'MixupToOneHot', 'Poison', 'ReplaceLabel', 'RandomResizedCrop', 'RandomBrightness',
            'RandomContrast', 'RandomSaturation']

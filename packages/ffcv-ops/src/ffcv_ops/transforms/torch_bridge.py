@@ -84,6 +84,30 @@ class ToTorchImage(Operation):
         return f"ToTorchImage(channels_last={self.channels_last})"
 
 
+class DeviceUnavailableError(RuntimeError):
+    """A pipeline names a device this machine does not have (``ToDevice('cuda')`` without CUDA)."""
+
+
+def check_device_available(device, what: str) -> None:
+    """Raise :class:`DeviceUnavailableError` naming ``what`` when ``device`` (a ``torch.device``)
+    is a CUDA device this process cannot use: no CUDA build or no GPU, or an index past the
+    last GPU. torch's own message at the first copy names neither the operation nor CUDA."""
+    if device.type != 'cuda':
+        return
+    torch = _torch()
+    if not torch.cuda.is_available():
+        build = 'a CPU-only build of torch' if torch.version.cuda is None else 'no CUDA device is visible'
+        raise DeviceUnavailableError(
+            f"{what}: CUDA is not available on this machine ({build}, torch {torch.__version__}); "
+            f"use ToDevice('cpu') or leave ToDevice out, e.g. "
+            f"device = 'cuda' if torch.cuda.is_available() else 'cpu'")
+    count = torch.cuda.device_count()
+    if device.index is not None and device.index >= count:
+        raise DeviceUnavailableError(
+            f"{what}: there is no CUDA device {device.index}; this machine has {count} "
+            f"(cuda:0{f' to cuda:{count - 1}' if count > 1 else ''})")
+
+
 class ToDevice(Operation):
     """Copy the batch to ``device`` (e.g. ``'cuda:0'``) into a preallocated tensor.
 
@@ -103,6 +127,7 @@ class ToDevice(Operation):
     def declare_state_and_memory(self, previous_state):
         if previous_state.jit_mode:
             raise ValueError("ToDevice needs a torch tensor: put ToTensor() before it")
+        check_device_available(self.device, f"ToDevice({str(self.device)!r})")
         new_state = replace(previous_state, device=self.device)
         if self.device.type == 'cpu':
             return new_state, None
