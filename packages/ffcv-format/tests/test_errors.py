@@ -54,7 +54,7 @@ def test_ndarray_wrong_number_of_elements(tmp_path):
                         (np.zeros((4, 4), np.float32),), "field 'x'", '(3, 5)', '(4, 4)', '15 elements')
 
 
-def test_ndarray_wrong_dtype(tmp_path):
+def test_ndarray_wrong_dtype_in_the_only_field(tmp_path):
     fields = {'x': NDArrayField(np.dtype('float32'), (2,))}
     expect_encode_error(tmp_path, fields, (np.zeros(2, np.float32),), (np.zeros(2, np.float64),),
                         "field 'x'", 'float32', 'float64')

@@ -8,7 +8,7 @@ import pytest
 import torch
 from numpy.random import rand as imported_rand
 
-from ffcv_ops import (AllocationQuery, CenterCropRGBImageDecoder, Compiler, Convert, Cutout, Decoder, ImageMixup,
+from ffcv_ops import (AllocationQuery, CenterCropRGBImageDecoder, Compiler, Convert, Cutout, ImageMixup,
                       IntDecoder, ModuleWrapper, NormalizeImage, Operation, Poison, RandomBrightness,
                       RandomContrast, RandomHorizontalFlip, RandomResizedCrop, RandomResizedCropRGBImageDecoder,
                       RandomSaturation, RandomTranslate, ReplaceLabel, ResizedCropRGBImageDecoder,
