@@ -25,6 +25,7 @@ ffcv: fast data loading for training computer vision models.
 Convert a dataset once into a single .beton file, then load it at training time.
 
 examples:
+  ffcv demo                    (convert, train and compare on scikit-learn's digits)
   ffcv convert data/train train.beton --max-resolution 256
   ffcv inspect train.beton --show 16
   ffcv verify train.beton
