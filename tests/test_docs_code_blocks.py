@@ -1,11 +1,12 @@
 """The code blocks of the README and the docs run as written.
 
-Each document's blocks run in order, in one empty folder: its ``python`` blocks in one
-namespace (a block may use what an earlier one defined), its ``bash`` blocks in a shell
-whose PATH starts with this interpreter's scripts (``ffcv``, ``ffcv-convert``). A block
+Every Markdown document of the project (README.md, docs/, the packages' and the recipes'
+READMEs) is read; each one's blocks run in order, in one empty folder: its ``python`` blocks
+in one namespace (a block may use what an earlier one defined), its ``bash`` blocks in a
+shell whose PATH starts with this interpreter's scripts (``ffcv``, ``ffcv-convert``). A block
 preceded by a line ``<!-- not run by the tests: REASON -->`` is left out (the README's set-up
-and test commands, which make a virtual environment and run the whole suite: they are run
-on a fresh clone by hand and by CI).
+and test commands, recipes that train for hours on your data, fragments); blocks without a
+language (file layouts, printed output, install lines) are text, not code to run.
 """
 import os
 import re
@@ -17,8 +18,13 @@ import pytest
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 
-#: the documents whose code blocks must run (a document with no block is an error: it was renamed)
-DOCUMENTS = ['README.md', 'docs/quickstart.md', 'docs/migrating-from-dataloader.md']
+#: every Markdown document of the project, relative to its root
+ALL_DOCUMENTS = sorted(str(path.relative_to(REPOSITORY)) for pattern in
+                       ('README.md', 'docs/*.md', 'packages/*/README.md', 'integrations/*/README.md')
+                       for path in REPOSITORY.glob(pattern))
+#: the documents whose runnable code is their point: each must keep some
+MUST_RUN = ['README.md', 'docs/quickstart.md', 'docs/migrating-from-dataloader.md',
+            'packages/ffcv/README.md', 'packages/ffcv-format/README.md', 'packages/ffcv-loader/README.md']
 
 _BLOCK = re.compile(r'(?P<skip><!-- not run by the tests:[^\n]*-->\n)?```(?P<language>\w+)\n(?P<code>.*?)```',
                     re.DOTALL)
@@ -42,10 +48,14 @@ def run_bash(code: str, where: Path, label: str) -> None:
     assert done.returncode == 0, f"{label} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
 
 
-@pytest.mark.parametrize('document', DOCUMENTS)
+def test_the_documents_meant_to_run_have_code_blocks():
+    for document in MUST_RUN:
+        assert document in ALL_DOCUMENTS and code_blocks(document), f"{document} has no code block to run"
+
+
+@pytest.mark.parametrize('document', [document for document in ALL_DOCUMENTS if code_blocks(document)])
 def test_code_blocks_run_as_written(document, tmp_path, monkeypatch):
     blocks = code_blocks(document)
-    assert blocks, f"{document} has no code block to run"
     monkeypatch.chdir(tmp_path)
     namespace = {'__name__': '__main__'}
     for language, code, line in blocks:
@@ -57,7 +67,7 @@ def test_code_blocks_run_as_written(document, tmp_path, monkeypatch):
 
 
 def test_blocks_left_out_say_why():
-    for document in DOCUMENTS:
+    for document in ALL_DOCUMENTS:
         text = (REPOSITORY / document).read_text()
         for reason in re.findall(r'<!-- not run by the tests:([^\n]*)-->', text):
             assert reason.strip(), f"{document}: a block is left out of the tests without a reason"
