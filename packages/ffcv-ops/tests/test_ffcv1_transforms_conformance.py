@@ -98,6 +98,8 @@ class Flip(torch.nn.Module):
 
 
 class TestModuleWrapper(OperationTests):
+    allocation_free = False      # a torch module's result is a new tensor
+
     def preceding_operations(self):
         return [SimpleRGBImageDecoder(), ToTensor(), ToTorchImage()]
 

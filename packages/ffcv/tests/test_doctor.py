@@ -24,8 +24,8 @@ from ffcv_format.testing import photo_like_image, write_dataset
 from ffcv_loader.testing import ids_file
 
 FFCV = os.path.join(os.path.dirname(sys.executable), 'ffcv')
-CROP_112 = ('image=RandomResizedCropRGBImageDecoder((112, 112)), RandomHorizontalFlip(), ToTensor(), '
-            'ToTorchImage()')
+CROP_112 = ('image=[{"op": "RandomResizedCropRGBImageDecoder", "output_size": [112, 112]}, "RandomHorizontalFlip", '
+            '"ToTensor", "ToTorchImage"]')
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
 
 TINY_MODEL = '''
@@ -74,7 +74,7 @@ def model_file(tmp_path_factory):
 @pytest.fixture(scope='module')
 def decode_bound(images, model_file):
     """diagnose() with one worker thread, crops of 112 and a small model on the CPU."""
-    return diagnose(images, [CROP_112, 'label=IntDecoder(), ToTensor()'], workers=1, batches=2,
+    return diagnose(images, [CROP_112, 'label=IntDecoder,ToTensor'], workers=1, batches=2,
                     model=f'{model_file}:make', device='cpu')
 
 
@@ -88,7 +88,8 @@ def test_help_has_doctor_with_examples():
     assert text.startswith('usage: ffcv doctor')
     assert 'examples:\n' in text and '  ffcv doctor ' in text
     for option in ('--pipeline', '--workers', '--batch-size', '--batches', '--order', '--os-cache',
-                   '--no-os-cache', '--model', '--json', '--device', 'FIELD=OP,OP'):
+                   '--no-os-cache', '--model', '--json', '--device', 'FIELD=[ITEM',
+                   '--pipelines FILE'):
         assert option in text
 
 
@@ -198,23 +199,60 @@ def test_pipelines_from_a_file_and_left_out_fields(images, tmp_path):
     assert choice.described['image'] == '(default decoder: SimpleRGBImageDecoder)'
     default = parse_pipelines(None, handlers)
     assert default.origin.startswith('default')
-    assert default.described['image'].startswith('RandomResizedCropRGBImageDecoder((224, 224))')
+    assert default.described['image'].startswith('RandomResizedCropRGBImageDecoder(output_size=(224, 224))')
+
+
+def test_pipelines_as_data_from_a_yaml_file_and_names(images, tmp_path):
+    handlers = Reader(images).handlers
+    spec = tmp_path / 'pipelines.yaml'
+    spec.write_text('image:\n  - op: CenterCropRGBImageDecoder\n    output_size: [64, 64]\n    ratio: 0.875\n'
+                    '  - ToTensor\nlabel: null\n')
+    choice = parse_pipelines([str(spec)], handlers)
+    assert choice.origin == f'from {spec}'
+    pipelines = choice.make()
+    assert pipelines['label'] is None
+    decoder, to_tensor = pipelines['image']
+    assert type(decoder).__name__ == 'CenterCropRGBImageDecoder' and decoder.output_size == (64, 64)
+    assert type(to_tensor).__name__ == 'ToTensor'
+    assert choice.described == {'image': 'CenterCropRGBImageDecoder(output_size=(64, 64), ratio=0.875), ToTensor',
+                                'label': 'left out'}
+    # each make() builds fresh operations (a loader each)
+    assert choice.make()['image'][0] is not decoder
+    # a file's fields and FIELD=... options together; a field given in both is refused
+    spec.write_text('{"image": ["SimpleRGBImageDecoder"]}')
+    both = parse_pipelines([str(spec), 'label=IntDecoder,ToTensor'], handlers)
+    assert [type(op).__name__ for op in both.make()['label']] == ['IntDecoder', 'ToTensor']
+    with pytest.raises(ValueError, match="field 'image' is given twice"):
+        parse_pipelines([str(spec), 'image=SimpleRGBImageDecoder'], handlers)
+
+
+def test_pipeline_text_is_never_evaluated(images, tmp_path):
+    handlers = Reader(images).handlers
+    marker = tmp_path / 'evaluated'
+    text = f"image=open({str(marker)!r}, 'w')"
+    with pytest.raises(ValueError, match="Python expressions are not evaluated"):
+        parse_pipelines([text], handlers)
+    assert not marker.exists()
 
 
 def test_bad_pipelines_name_what_is_wrong(images):
     handlers = Reader(images).handlers
     with pytest.raises(ValueError, match=r"the file has no field 'picture' \(fields: image, label\)"):
-        parse_pipelines(['picture=IntDecoder()'], handlers)
-    with pytest.raises(ValueError, match="not valid Python"):
-        parse_pipelines(['image=RandomHorizontalFlip(,'], handlers)
-    with pytest.raises(ValueError, match="unknown operation 'RandomFlip'"):
-        parse_pipelines(['image=RandomFlip()'], handlers)
-    with pytest.raises(ValueError, match="label=.*3 is not an operation .*type int"):
+        parse_pipelines(['picture=IntDecoder'], handlers)
+    with pytest.raises(ValueError, match="neither JSON nor YAML"):
+        parse_pipelines(['image=[{"op": "RandomHorizontalFlip",'], handlers)
+    with pytest.raises(ValueError, match="pipeline 'image', item 1: unknown operation 'RandomFlip': "
+                                         "did you mean .*RandomHorizontalFlip"):
+        parse_pipelines(['image=RandomFlip'], handlers)
+    with pytest.raises(ValueError, match="label=3: a pipeline is a list of operations"):
         parse_pipelines(['label=3'], handlers)
-    with pytest.raises(ValueError, match="RandomHorizontalFlip.*fails"):
-        parse_pipelines(['image=RandomHorizontalFlip(1, 2, 3)'], handlers)
+    with pytest.raises(ValueError, match=r"pipeline 'image', item 2: RandomHorizontalFlip: .*'p'.*"
+                                         r"\(RandomHorizontalFlip takes: flip_prob=0.5\)"):
+        parse_pipelines(['image=["SimpleRGBImageDecoder", {"op": "RandomHorizontalFlip", "p": 1}]'], handlers)
     with pytest.raises(ValueError, match="given twice"):
-        parse_pipelines(['label=IntDecoder()', 'label=IntDecoder()'], handlers)
+        parse_pipelines(['label=IntDecoder', 'label=IntDecoder'], handlers)
+    with pytest.raises(ValueError, match="no such file, and not pipelines"):
+        parse_pipelines(['no_such_pipelines.yaml'], handlers)
     with pytest.raises(ValueError, match="cannot import 'no_such_module_here'"):
         parse_pipelines(['no_such_module_here:make'], handlers)
     with pytest.raises(FileNotFoundError):
@@ -222,8 +260,8 @@ def test_bad_pipelines_name_what_is_wrong(images):
 
 
 def test_user_errors_end_with_one_line(images, tmp_path):
-    assert_one_line_error(ffcv('doctor', images, '--pipeline', 'image=RandomFlip(),ToTensor()'),
-                          "unknown operation 'RandomFlip'", 'image=RandomFlip()')
+    assert_one_line_error(ffcv('doctor', images, '--pipeline', 'image=RandomFlip,ToTensor'),
+                          "unknown operation 'RandomFlip'", "pipeline 'image', item 1")
     not_beton = tmp_path / 'notes.txt'
     not_beton.write_text('not a dataset\n')
     assert_one_line_error(ffcv('doctor', not_beton), 'notes.txt', 'is not a .beton file')

@@ -42,7 +42,6 @@ slowest stage).
 >>> print(report.render())                                  # doctest: +SKIP
 """
 import argparse
-import ast
 import copy
 import ctypes
 import dataclasses
@@ -52,6 +51,7 @@ import json
 import math
 import mmap
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -80,64 +80,41 @@ _ORDERS = ('sequential', 'random', 'quasi_random')
 
 # ------------------------------------------------------------------------ pipelines
 
-#: what each kind of field gets when no pipeline is given (source text, evaluated like --pipeline)
+#: what each kind of field gets when no pipeline is given (pipelines as data, like --pipeline)
 DEFAULT_OPS = {
-    'ImageField': 'RandomResizedCropRGBImageDecoder((224, 224)), RandomHorizontalFlip(), ToTensor(), '
-                  'ToTorchImage()',
-    'IntField': 'IntDecoder(), ToTensor()',
-    'FloatField': 'FloatDecoder(), ToTensor()',
-    'NDArrayField': 'NDArrayDecoder(), ToTensor()',
+    'ImageField': [{'op': 'RandomResizedCropRGBImageDecoder', 'output_size': [224, 224]}, 'RandomHorizontalFlip',
+                   'ToTensor', 'ToTorchImage'],
+    'IntField': ['IntDecoder', 'ToTensor'],
+    'FloatField': ['FloatDecoder', 'ToTensor'],
+    'NDArrayField': ['NDArrayDecoder', 'ToTensor'],
 }
 
-
-def _namespace(texts):
-    """What --pipeline expressions may name: ffcv_ops' public names, np, and torch (imported
-    only when an expression mentions it)."""
-    import ffcv_ops
-    names = {name: getattr(ffcv_ops, name) for name in ffcv_ops.__all__ if not name.startswith('_')}
-    names.update(np=np, numpy=np)
-    if any('torch' in text for text in texts):
-        import torch
-        names['torch'] = torch
-    return names
+#: ``FIELD=NAME,NAME,...``: operations without arguments, named without quotes or brackets
+_NAMES_ONLY = re.compile(r'^\s*[A-Za-z_][\w.]*(\s*,\s*[A-Za-z_][\w.]*)*\s*,?\s*$')
 
 
-def _split_ops(field_name, text, namespace):
-    """The expressions of ``OP,OP,...`` (checked: syntax and names), as source snippets."""
-    where = f"--pipeline {field_name}={text}"
+def _field_pipeline_data(field_name, text):
+    """The data of ``--pipeline FIELD=TEXT``: None (``None``/``null``: the field left out),
+    [] (empty: the default decoder), a list of names (``A,B``), or JSON/YAML (a list)."""
+    from ffcv_ops.pipeline_data import read_data
+    stripped = text.strip()
+    if stripped in ('None', 'null', '~'):
+        return None
+    if not stripped:
+        return []
+    if _NAMES_ONLY.match(stripped):
+        return [name.strip() for name in stripped.split(',') if name.strip()]
     try:
-        tree = ast.parse(f"[{text}\n]", mode='eval')
-    except SyntaxError as e:
-        message = e.msg
-        try:       # the user's text alone gives a message about it, not about the brackets added here
-            ast.parse(text, mode='eval')
-        except SyntaxError as alone:
-            message = alone.msg
-        raise ValueError(f"{where}: not valid Python ({message}); write FIELD=OP,OP,... with OP an "
-                         f"expression such as RandomHorizontalFlip()") from None
-    unknown = sorted({node.id for node in ast.walk(tree)
-                      if isinstance(node, ast.Name) and node.id not in namespace and node.id != 'None'})
-    if unknown:
-        from ffcv_ops import Operation
-        known = ', '.join(n for n, v in sorted(namespace.items())
-                          if isinstance(v, type) and issubclass(v, Operation) and n not in ('Operation', 'Decoder'))
-        raise ValueError(f"{where}: unknown operation {unknown[0]!r} (operations of ffcv_ops: {known})")
-    return [ast.get_source_segment(f"[{text}\n]", element) for element in tree.body.elts]
-
-
-def _evaluate_ops(field_name, snippets, namespace):
-    from ffcv_ops import Operation
-    ops = []
-    for snippet in snippets:
-        try:
-            op = eval(compile(snippet, '<--pipeline>', 'eval'), {'__builtins__': {}}, dict(namespace))
-        except Exception as e:  # noqa: BLE001 - any failure of the user's expression is reported as theirs
-            raise ValueError(f"--pipeline {field_name}=...: {snippet} fails: {type(e).__name__}: {e}") from None
-        if not isinstance(op, Operation):
-            raise ValueError(f"--pipeline {field_name}=...: {snippet} is not an operation "  # noqa: TRY004
-                             f"(it gives a value of type {type(op).__name__})")
-        ops.append(op)
-    return ops
+        data = read_data(stripped)
+    except ValueError as e:
+        hint = (" (Python expressions are not evaluated: write the operations as data, e.g. "
+                "'[{\"op\": \"RandomResizedCropRGBImageDecoder\", \"output_size\": [160, 160]}, "
+                "\"RandomHorizontalFlip\"]')") if '(' in stripped else ''
+        raise ValueError(f"--pipeline {field_name}={text}: {e}{hint}") from None
+    if data is not None and not isinstance(data, list):
+        raise ValueError(f"--pipeline {field_name}={text}: a pipeline is a list of operations "
+                         f"(NAME or {{\"op\": NAME, ARGUMENT: VALUE}}), got {type(data).__name__}")
+    return data
 
 
 def load_callable(spec, option='--pipeline'):
@@ -189,31 +166,29 @@ def _field_kind(handler):
 
 
 def default_pipelines(handlers):
-    """The source text of the default pipeline of each field (``handlers``: name -> field);
-    fields not listed get the Loader's default decoder."""
-    return {name: DEFAULT_OPS[kind] for name, handler in handlers.items()
+    """The default pipeline of each field, as data (``handlers``: name -> field); fields not
+    listed get the Loader's default decoder."""
+    return {name: copy.deepcopy(DEFAULT_OPS[kind]) for name, handler in handlers.items()
             if (kind := _field_kind(handler)) in DEFAULT_OPS}
 
 
-def _from_texts(texts, handlers, origin):
-    namespace = _namespace(texts.values())
-    parsed = {}
-    for name, text in texts.items():
-        parsed[name] = None if text.strip() == 'None' else _split_ops(name, text, namespace)
+def _from_data(data, handlers, origin):
+    """A PipelineChoice from ``{field: list of items or None}`` (pipelines as data)."""
+    from ffcv_ops.pipeline_data import describe_item, pipeline_from_data
 
-    def evaluate_all():
-        return {name: (None if snippets is None else _evaluate_ops(name, snippets, namespace))
-                for name, snippets in parsed.items()}
+    def build_all():
+        return {name: (None if items is None else pipeline_from_data(items, name)) for name, items in data.items()}
 
-    evaluate_all()  # fail now, naming the field, rather than inside a measurement
+    build_all()  # fail now, naming the field, rather than inside a measurement
     described = {}
     for name in handlers:
-        if name in parsed:
-            described[name] = 'left out' if parsed[name] is None else ', '.join(parsed[name]) or \
-                f"(default decoder: {_default_decoder_name(handlers[name])})"
+        items = data.get(name, [])
+        if items is None:
+            described[name] = 'left out'
         else:
-            described[name] = f"(default decoder: {_default_decoder_name(handlers[name])})"
-    return PipelineChoice(evaluate_all, described, origin)
+            described[name] = ', '.join(describe_item(item) for item in items) or \
+                f"(default decoder: {_default_decoder_name(handlers[name])})"
+    return PipelineChoice(build_all, described, origin)
 
 
 def _default_decoder_name(handler):
@@ -227,40 +202,86 @@ def _default_decoder_name(handler):
 def parse_pipelines(specs, handlers):
     """Read ``--pipeline`` options against a file's fields (``handlers``: name -> field).
 
-    Each spec is ``FIELD=OP,OP,...`` (OP: a Python expression over the public names of
-    ``ffcv_ops``, ``np`` and ``torch``; ``FIELD=None`` leaves the field out; ``FIELD=`` gives
-    it its default decoder), or a single ``MODULE:FUNCTION`` / ``FILE.py:FUNCTION`` whose
-    function returns a ``pipelines`` dict as the Loader takes. No spec at all: the defaults
-    of :func:`default_pipelines`.
+    Pipelines are data, never code (``ffcv_ops.pipeline_data``). Each spec is one of:
 
-    >>> choice = parse_pipelines(['label=IntDecoder(),ToTensor()'], reader.handlers)  # doctest: +SKIP
-    >>> loader = Loader(path, 256, pipelines=choice.make())                            # doctest: +SKIP
+    - ``FIELD=DATA``: the field's pipeline as a JSON or YAML list of items, each
+      ``{"op": NAME, ARGUMENT: VALUE, ...}`` or ``NAME``; ``FIELD=NAME,NAME`` for operations
+      without arguments; ``FIELD=None`` (or ``null``) leaves the field out; ``FIELD=`` gives it
+      its default decoder. NAMEs are the ``ffcv.ops`` entry points (built-ins and plugins).
+    - ``FILE`` (``.json``, ``.yaml``) or JSON/YAML text of a mapping ``{field: [items]}``
+      (``--pipelines FILE``); fields it names may not be named again.
+    - ``MODULE:FUNCTION`` / ``FILE.py:FUNCTION``, alone: a function returning a ``pipelines``
+      dict as the Loader takes it.
+
+    No spec at all: the defaults of :func:`default_pipelines`.
+
+    >>> choice = parse_pipelines(['label=["IntDecoder", "ToTensor"]'], reader.handlers)  # doctest: +SKIP
+    >>> loader = Loader(path, 256, pipelines=choice.make())                               # doctest: +SKIP
     """
     specs = list(specs or [])
     if not specs:
-        return _from_texts(default_pipelines(handlers), handlers, 'default (no --pipeline given)')
-    callables = [s for s in specs if not _is_field_spec(s)]
+        return _from_data(default_pipelines(handlers), handlers, 'default (no --pipeline given)')
+    callables = [s for s in specs if _is_callable_spec(s)]
     if callables:
         if len(specs) > 1:
             raise ValueError(f"--pipeline {callables[0]!r}: give either one --pipeline MODULE:FUNCTION "
-                             f"or FIELD=OP,... options, not both")
+                             f"or FIELD=... / --pipelines FILE options, not both")
         return _from_callable(callables[0], handlers)
-    texts = {}
-    for spec in specs:
-        name, text = spec.split('=', 1)
-        name = name.strip()
+    data, origins = {}, []
+
+    def add(name, items, where):
         if name not in handlers:
-            raise ValueError(f"--pipeline {spec!r}: the file has no field {name!r} "
-                             f"(fields: {', '.join(handlers)})")
-        if name in texts:
+            raise ValueError(f"{where}: the file has no field {name!r} (fields: {', '.join(handlers)})")
+        if name in data:
             raise ValueError(f"--pipeline: field {name!r} is given twice")
-        texts[name] = text
-    return _from_texts(texts, handlers, 'given (--pipeline)')
+        data[name] = items
+
+    for spec in specs:
+        if _is_field_spec(spec):
+            name, text = spec.split('=', 1)
+            add(name.strip(), _field_pipeline_data(name.strip(), text), f"--pipeline {spec!r}")
+            if 'given (--pipeline)' not in origins:
+                origins.append('given (--pipeline)')
+        else:
+            mapping = _mapping_data(spec)
+            for name, items in mapping.items():
+                add(str(name), items, f"--pipelines {spec!r}")
+            origins.append(f"from {spec}" if os.path.isfile(spec) else 'given (--pipelines)')
+    return _from_data(data, handlers, ', '.join(origins))
+
+
+def _mapping_data(spec):
+    """The ``{field: [items]}`` of ``--pipelines FILE`` (or of JSON/YAML text)."""
+    from ffcv_ops.pipeline_data import read_data
+    try:
+        mapping = read_data(spec)
+    except ValueError as e:
+        raise ValueError(f"--pipelines {spec!r}: {e}") from None
+    except OSError as e:
+        raise ValueError(f"--pipelines {spec!r}: cannot read it ({e})") from None
+    if not isinstance(mapping, dict):
+        raise ValueError(f"--pipelines {spec!r}: pipelines are a mapping of field name -> list of "  # noqa: TRY004
+                         f"operations, got {type(mapping).__name__}")
+    for name, items in mapping.items():
+        if items is not None and not isinstance(items, list):
+            raise ValueError(f"--pipelines {spec!r}: field {name!r}: a pipeline is a list of operations, "
+                             f"got {type(items).__name__}")
+    return mapping
 
 
 def _is_field_spec(spec):
     head = spec.split('=', 1)[0]
     return '=' in spec and head.strip().isidentifier()
+
+
+def _is_callable_spec(spec):
+    """``MODULE:FUNCTION`` or ``FILE.py:FUNCTION`` (not FIELD=..., not a data file or text)."""
+    if _is_field_spec(spec) or os.path.isfile(spec):
+        return False
+    stripped = spec.strip()
+    if stripped.startswith(('{', '[')) or '\n' in stripped or ': ' in stripped:
+        return False
+    return ':' in stripped
 
 
 def _from_callable(spec, handlers):
@@ -1325,15 +1346,20 @@ copying a batch to it (pinned and pageable) and your model's speed on such batch
 Then names the slowest stage and the settings to change, each with the measured figures
 it comes from and its expected gain.
 
-Pipelines (--pipeline, repeatable):
-  FIELD=OP,OP,...     the operations of one field, each a Python expression over the
-                      public names of ffcv_ops (and np, torch); FIELD=None leaves the
-                      field out. Fields not named get the Loader's default decoder.
+Pipelines are data (JSON or YAML), never code (--pipeline, repeatable):
+  FIELD=[ITEM,...]    the operations of one field, each ITEM {"op": NAME, ARG: VALUE, ...}
+                      or "NAME" (no arguments); FIELD=NAME,NAME,... for operations without
+                      arguments; FIELD=None leaves the field out; FIELD= gives it the
+                      Loader's default decoder. NAMEs are the entry points of the group
+                      ffcv.ops: ffcv_ops' operations and those of installed plugins. Lists
+                      become tuples; "float16" given for a dtype argument is a numpy dtype.
+  --pipelines FILE    a JSON or YAML file (or text) of {FIELD: [ITEM, ...], ...}.
   MODULE:FUNCTION     (or FILE.py:FUNCTION) a function returning the pipelines dict as
                       the Loader takes it.
-  none given          image fields: RandomResizedCropRGBImageDecoder((224, 224)),
-                      RandomHorizontalFlip(), ToTensor(), ToTorchImage(); int and float
-                      fields: IntDecoder()/FloatDecoder(), ToTensor(); others: default.
+  none given          image fields: RandomResizedCropRGBImageDecoder(output_size=(224,
+                      224)), RandomHorizontalFlip, ToTensor, ToTorchImage; int and float
+                      fields: IntDecoder/FloatDecoder, ToTensor; others: default.
+  Fields not named get the Loader's default decoder.
 
 A model (--model MODULE:CALLABLE or FILE.py:CALLABLE) is a callable with no arguments
 returning a torch.nn.Module; it gets the pipelines' first output of 2 or more dimensions
@@ -1345,7 +1371,8 @@ Dropping FILE from the page cache makes other readers of it read it from disk ag
 examples:
   ffcv doctor train.beton
   ffcv doctor train.beton --workers 8 --batches 20
-  ffcv doctor train.beton --pipeline 'image=RandomResizedCropRGBImageDecoder((160,160)),RandomHorizontalFlip(),ToTensor(),ToTorchImage()' --pipeline 'label=IntDecoder(),ToTensor()'
+  ffcv doctor train.beton --pipeline 'image=[{"op": "RandomResizedCropRGBImageDecoder", "output_size": [160, 160]}, "RandomHorizontalFlip", "ToTensor", "ToTorchImage"]' --pipeline label=IntDecoder,ToTensor
+  ffcv doctor train.beton --pipelines pipelines.yaml
   ffcv doctor train.beton --pipeline train.py:make_pipelines --model torchvision.models:resnet50
   ffcv doctor train.beton --no-os-cache --order quasi_random --json > report.json
 """
@@ -1364,8 +1391,9 @@ def add_commands(subparsers):
                                              "transfer, model) and what to change",
                               description=DOCTOR_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('file', metavar='FILE')
-    p.add_argument('--pipeline', action='append', metavar='SPEC',
-                   help='FIELD=OP,OP,... (repeatable) or MODULE:FUNCTION / FILE.py:FUNCTION (see above)')
+    p.add_argument('--pipeline', '--pipelines', action='append', metavar='SPEC',
+                   help='FIELD=[ITEM,...] (repeatable), a JSON/YAML FILE of {FIELD: [ITEM,...]}, or '
+                        'MODULE:FUNCTION / FILE.py:FUNCTION (see above)')
     p.add_argument('--workers', type=positive_int_argument, metavar='N', help='worker threads (default: one per core)')
     p.add_argument('--batch-size', type=positive_int_argument, default=256, metavar='N',
                    help='samples per batch (default: 256, at most the number of samples)')
