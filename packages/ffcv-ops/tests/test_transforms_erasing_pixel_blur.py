@@ -3,6 +3,7 @@ GaussianBlur against numpy references of their formulas computed here (the rando
 taken from ``kernels/random.py`` as the kernels take them), on edge cases (a batch of one,
 1x1 and odd-sized images, p = 0 and 1, 1 and 3 channels), and through the conformance kit."""
 import math
+import statistics
 
 import numpy as np
 import pytest
@@ -11,7 +12,8 @@ from ffcv_format.testing import write_dataset
 
 from ffcv_ops import SimpleRGBImageDecoder, ToTensor
 from ffcv_ops.kernels.blur import reflect_index
-from ffcv_ops.kernels.random import sample_key, standard_normal, uniform
+from ffcv_ops.kernels.erasing import NORMAL_QUANTILES
+from ffcv_ops.kernels.random import mix64_py, sample_key, standard_normal, uniform
 from ffcv_ops.testing import OperationTests, make_pipeline, run_pipeline
 from ffcv_ops.transforms.blur import GaussianBlur
 from ffcv_ops.transforms.erasing import IMAGENET_MEAN, IMAGENET_STD, RandomCutout, RandomErasing
@@ -189,6 +191,21 @@ def rounded_uint8(value):
     return np.uint8(np.floor(np.clip(value, 0.0, 255.0) + 0.5))
 
 
+GOLDEN = 0x9E3779B97F4A7C15
+
+
+def noise_table():
+    """The noise fill's values, as documented: the 4096 normal quantiles at (i + 0.5) / 4096,
+    symmetric, divided by their root mean square."""
+    normal = statistics.NormalDist()
+    upper = [normal.inv_cdf((i + 0.5) / 4096) for i in range(2048, 4096)]
+    table = np.array([-q for q in reversed(upper)] + upper)
+    return table / math.sqrt(float(np.mean(table * table)))
+
+
+NOISE_TABLE = noise_table()
+
+
 def erasing_reference(prob, min_area, max_area, min_aspect, max_count, mean, std, fast_fill):
     """Random erasing as documented, with the draws in the documented order."""
     def reference(image, key):
@@ -212,15 +229,12 @@ def erasing_reference(prob, min_area, max_area, min_aspect, max_count, mean, std
                 for c in range(channels):
                     z, k = standard_normal(key, k)
                     box[:, :, c] = rounded_uint8(means[c] + stds[c] * z)
-            else:                           # Box-Muller pairs, both halves in turn
-                values = []
-                while len(values) < h * w * channels:
-                    radius = math.sqrt(-2 * math.log(1 - uniform(key, k)))
-                    angle = 2 * math.pi * uniform(key, k + 1)
-                    assert radius * math.cos(angle) == standard_normal(key, k)[0]
-                    values += [radius * math.cos(angle), radius * math.sin(angle)]
-                    k += 2
-                z = np.array(values[:h * w * channels]).reshape(h, w, channels)
+            else:                           # noise: 4 table picks per hashed 64-bit word
+                n = h * w * channels
+                words = [mix64_py(int(key) + (k + j + 1) * GOLDEN) for j in range((n + 3) // 4)]
+                picks = [(words[t // 4] >> (16 * (t % 4) + 4)) & 4095 for t in range(n)]
+                k += len(words)
+                z = NOISE_TABLE[np.array(picks, np.int64)].reshape(h, w, channels)
                 box[...] = rounded_uint8(means + stds * z)
         return image
     return reference
@@ -277,6 +291,20 @@ def test_random_erasing_areas_and_aspects_follow_the_arguments(tmp_path):
     assert abs(np.log(aspects).mean()) < 0.1          # log-uniform about 1
 
 
+def test_random_erasing_noise_table_is_a_unit_normal():
+    """The noise fill draws uniformly among these 4096 values: mean 0, variance 1, and the
+    normal's quantiles (a discretised N(0, 1), tails cut at |z| < 3.67)."""
+    np.testing.assert_array_equal(NORMAL_QUANTILES, NOISE_TABLE)
+    assert NORMAL_QUANTILES.shape == (4096,) and (np.diff(NORMAL_QUANTILES) > 0).all()
+    assert abs(NORMAL_QUANTILES.mean()) < 1e-12 and abs(NORMAL_QUANTILES.var() - 1) < 1e-12
+    assert 3.6 < NORMAL_QUANTILES.max() < 3.67
+    normal = statistics.NormalDist()
+    for p in (0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99):     # its quantiles are the normal's
+        assert abs(np.quantile(NORMAL_QUANTILES, p) - normal.inv_cdf(p)) < 0.01
+    fourth = np.mean(NORMAL_QUANTILES ** 4)                # the normal's kurtosis is 3
+    assert abs(fourth - 3) < 0.05, fourth
+
+
 def test_random_erasing_noise_fill_has_the_given_statistics(tmp_path):
     n = 40
     images = np.full((n, 64, 64, 3), 1, np.uint8)
@@ -290,6 +318,8 @@ def test_random_erasing_noise_fill_has_the_given_statistics(tmp_path):
     for c in range(3):
         values = noise[..., c][noise[..., c] != 1].astype(float)
         assert abs(values.mean() - mean[c]) < 0.5 and abs(values.std() / std[c] - 1) < 0.05
+    values = noise[..., 1][noise[..., 1] != 1].astype(float)          # the normal's 2-sigma tails: 4.55%
+    assert abs((np.abs(values - mean[1]) > 2 * std[1]).mean() - 0.0455) < 0.006
     for image in flat:                      # one colour per rectangle
         erased = image[(image != 1).any(axis=2)]
         assert len(np.unique(erased, axis=0)) == 1

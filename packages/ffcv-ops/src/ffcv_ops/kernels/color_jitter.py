@@ -1,18 +1,20 @@
 """torchvision-style colour adjustments of one uint8 image ``(height, width, channels)``, in
 place, and the random ``ColorJitter`` of a batch built on them.
 
-The formulas are torchvision's functional ones on uint8 tensors, computed in float64:
-blends ``clamp(f * x + (1 - f) * other, 0, 255)`` truncated to uint8, where ``other`` is
-black (brightness), the mean of the image's uint8 grayscale (contrast) or each pixel's
-uint8 grayscale (saturation); hue goes through HSV with values ``x / 255`` and back as
-``trunc(v * (256 - 0.001))``. One-channel images: contrast uses the image's own mean,
-saturation and hue leave them unchanged (as torchvision does).
+Brightness, contrast and saturation are torchvision's functional formulas on uint8 tensors,
+computed in float64: blends ``clamp(f * x + (1 - f) * other, 0, 255)`` truncated to uint8,
+where ``other`` is black (brightness), the mean of the image's uint8 grayscale (contrast) or
+each pixel's uint8 grayscale (saturation). Hue is torchvision's HSV round trip (values
+``x / 255``, back as ``trunc(v * (256 - 0.001))``) computed exactly in integers, with the
+shift rounded down to a step of 1/49152 turn (``rotate_hue_inplace``): a byte differs from
+torchvision's float64 result by at most one level, on under 0.5% of bytes. One-channel
+images: contrast uses the image's own mean, saturation and hue leave them unchanged (as
+torchvision does). ``rgb_to_hsv``/``hsv_to_rgb`` are torchvision's per-pixel float
+definitions, kept for reference.
 
 Each image is worked on as one flat run of values (``values_mean``, ``adjust_values``, and
 the loops of ``kernels/color.py``), so that LLVM vectorizes the loops: the hue's per-pixel
-branches are selects (``rotate_hue_inplace``), and the float operations that decide each
-byte are the ones above (checked against the per-pixel ``rgb_to_hsv``/``hsv_to_rgb`` on all
-2**24 RGB triples).
+branches are selects, in int32 (``rotate_hue_inplace``).
 """
 import math
 
@@ -24,8 +26,6 @@ from .random import sample_key, uniform
 
 # ITU-R 601 luma weights (torchvision's rgb_to_grayscale)
 _R, _G, _B = 0.2989, 0.587, 0.114
-#: float -> uint8 as torchvision's convert_image_dtype: multiply by 256 - 0.001 and truncate
-_TO_UINT8_SCALE = 255.999
 
 #: the adjustments in ColorJitter's draw order
 BRIGHTNESS, CONTRAST, SATURATION, HUE = 0, 1, 2, 3
@@ -150,66 +150,105 @@ def hsv_to_rgb(hue, saturation, value):
     return value, p, q
 
 
-@njit(nogil=True, cache=True, inline='always')
-def _unit_remainder(x):
-    """``x % 1.0`` for finite ``x``: ``x - floor(x)`` is the same number (exact for x >= 0;
-    for x < 0 both are the one rounding of ``x + n``, ``n`` the integer that brings it into
-    [0, 1]), and it is computed without a call to ``fmod``."""
-    return x - math.floor(x)
+#: the hue shift is taken in steps of 1 / (6 * 2**HUE_SHIFT_BITS) turn (1/49152)
+HUE_SHIFT_BITS = 13
+_HUE_STEPS = 6 << HUE_SHIFT_BITS
+_HUE_FRACTION_MASK = (1 << HUE_SHIFT_BITS) - 1
 
 
-# error_model='numpy': no divisor is 0 (grey pixels divide by 1.0), and without the check
-# for one that Python's model adds to each division the loop vectorizes
-@njit(nogil=True, cache=True, error_model='numpy')
+@njit(nogil=True, cache=True)
+def hue_shift_steps(shift):
+    """``shift`` (turns) modulo 1, rounded down to a whole number of steps of
+    ``1 / (6 * 2**HUE_SHIFT_BITS)`` turn: an integer in ``[0, 6 * 2**HUE_SHIFT_BITS)``."""
+    turns = shift - math.floor(shift)
+    return min(int(math.floor(turns * _HUE_STEPS)), _HUE_STEPS - 1)
+
+
+@njit(nogil=True, cache=True)
 def rotate_hue_inplace(values, shift):
-    """``adjust_hue`` of a flat run of RGB triples: ``rgb_to_hsv``, the shift and
-    ``hsv_to_rgb`` per pixel with the same float64 operations, written without branches
-    (each case computed, the right one selected) so that the loop vectorizes."""
+    """``adjust_hue`` of a flat run of RGB triples, in integers: exact, given the shift
+    rounded down to a step of ``1 / (6 * 2**13)`` turn (``hue_shift_steps``).
+
+    torchvision's HSV round trip keeps each pixel's highest and lowest component and moves
+    only the middle one. With ``d = high - low``, the hue in sectors (``6 * hue``) is
+    ``H / d`` with ``H`` an integer in ``[0, 6 * d)`` (``rgb_to_hsv``'s cases, in its
+    order: red highest ``g - b``, wrapped; green ``2d + b - r``; blue ``4d + r - g``);
+    after the shift ``X = H + d * 6 * shift`` modulo ``6 * d``, the sector is
+    ``floor(X / d)``, ``rest = X - sector * d``, and the middle component is
+    ``m = low + rest`` in even sectors, ``high - rest`` in odd ones (``hsv_to_rgb``'s
+    ``t`` and ``q``; its ``v`` and ``p`` are ``high`` and ``low``). With the shift in steps
+    of ``2**-13`` sector, ``X * 2**13`` is an integer, and the stored byte
+    ``trunc(m * 255.999 / 255)`` is decided exactly: ``floor(m)``, plus one where
+    ``85000 * frac(m) * 2**13 + 333 * m * 2**13 >= 85000 * 2**13`` (255.999 / 255 =
+    1 + 333 / 85000); ``high`` and ``low`` are stored as they are (``trunc(n * 255.999 /
+    255) == n``), and grey pixels stay as they are.
+
+    Against torchvision's float64 formula: the shift's rounding moves ``m`` by less than
+    ``d / 2**13 < 0.032`` of a level, so a byte is at most one level off, and rarely (under
+    0.5% of bytes over all 2**24 colours at the shifts tried; the tests hold it to 1%).
+
+    The sector and rest come from the case (which component is highest, and the sign of the
+    difference of the other two: ``H``'s sector and a rest in ``[0, d]``), then the shift's
+    whole sectors and its part of a sector (one carry), so that there is no division; each
+    case is computed and the right one selected, so that the loop vectorizes.
+    """
+    # every result is wrapped in int32 (numba types int32 arithmetic as int64): twice the
+    # lanes a vector, and no value leaves int32 (x < 2 * 255 * 2**13; the sum of products
+    # below is < 1.4e9 < 2**31)
+    steps = hue_shift_steps(shift)
+    whole_sectors = np.int32(steps >> HUE_SHIFT_BITS)
+    part_sector = np.int32(steps & _HUE_FRACTION_MASK)
+    bits = np.int32(HUE_SHIFT_BITS)
     for k in range(values.shape[0] // 3):
-        r = values[3 * k] / 255.0
-        g = values[3 * k + 1] / 255.0
-        b = values[3 * k + 2] / 255.0
-        # rgb_to_hsv
+        r = np.int32(values[3 * k])
+        g = np.int32(values[3 * k + 1])
+        b = np.int32(values[3 * k + 2])
         high = max(r, max(g, b))
         low = min(r, min(g, b))
-        spread = high - low
-        grey = spread == 0.0
-        divisor = 1.0 if grey else spread           # grey pixels: hue and saturation are 0
-        saturation = 0.0 if grey else spread / high
-        # rgb_to_hsv's hue, of which only two distances are used: red highest (first of
-        # the tests): blue - green distance, green: 2 + red - blue, blue: 4 + green - red
-        # (0.0 + d is d: the red case has the same two operations as the others)
+        spread = np.int32(high - low)
+        # the hue's sector and the rest, in [0, spread], from the highest component (tested
+        # in rgb_to_hsv's order: red, green, blue) and the two others: red highest,
+        # H = g - b (sector 0, or 5 with the rest spread + g - b); green: 2 * spread + b - r;
+        # blue: 4 * spread + r - g
         red_high = high == r
         green_high = (not red_high) and high == g
-        first = b if red_high else (r if green_high else g)
-        second = g if red_high else (b if green_high else r)
-        offset = 0.0 if red_high else (2.0 if green_high else 4.0)
-        hue = (offset + (high - first) / divisor) - (high - second) / divisor
-        hue = 0.0 if grey else _unit_remainder(hue / 6.0 + 1.0)
-        hue = _unit_remainder(hue + shift)
-        # hsv_to_rgb
-        scaled = hue * 6.0
-        sector_start = math.floor(scaled)
-        fraction = scaled - sector_start
-        sector = int(sector_start)
-        sector = 0 if sector == 6 else sector           # int(sector_start) % 6: hue is in [0, 1]
-        p = min(max(high * (1.0 - saturation), 0.0), 1.0)
-        q = min(max(high * (1.0 - saturation * fraction), 0.0), 1.0)
-        t = min(max(high * (1.0 - saturation * (1.0 - fraction)), 0.0), 1.0)
-        # sectors 0..5: (v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)
-        out_r = high if (sector == 0 or sector == 5) else (q if sector == 1 else (t if sector == 4 else p))
-        out_g = t if sector == 0 else (q if sector == 3 else (p if sector >= 4 else high))
-        out_b = p if sector <= 1 else (t if sector == 2 else (q if sector == 5 else high))
-        values[3 * k] = np.uint8(out_r * _TO_UINT8_SCALE)
-        values[3 * k + 1] = np.uint8(out_g * _TO_UINT8_SCALE)
-        values[3 * k + 2] = np.uint8(out_b * _TO_UINT8_SCALE)
+        difference = np.int32(g - b) if red_high else (np.int32(b - r) if green_high else np.int32(r - g))
+        base = np.int32(0) if red_high else (np.int32(2) if green_high else np.int32(4))
+        falling = difference < 0
+        rest = np.int32(difference + spread) if falling else difference
+        sector = np.int32(base + np.int32(5)) if falling else base        # base - 1, modulo 6
+        # plus the shift: whole sectors, and part of one (in units of 2**-13 sector)
+        unit = np.int32(spread << bits)
+        x = np.int32(np.int32(rest << bits) + np.int32(spread * part_sector))   # in [0, 2 * unit)
+        carry = x >= unit                                                 # grey: unit 0, x 0
+        x = np.int32(x - unit) if carry else x
+        sector = np.int32(np.int32(sector + whole_sectors) + np.int32(carry))
+        # modulo 6 (it was below 9 + 5 + 1 = 15)
+        sector = np.int32(sector - np.int32(6)) if sector >= 6 else sector
+        sector = np.int32(sector - np.int32(6)) if sector >= 6 else sector
+        # the middle component, times 2**13: low + rest (even sectors), high - rest (odd)
+        level = (np.int32(np.int32(high << bits) - x) if sector & 1
+                 else np.int32(np.int32(low << bits) + x))
+        fraction = np.int32(level & _HUE_FRACTION_MASK)
+        bump = np.int32(np.int32(np.int32(85000 * fraction) + np.int32(333 * level))
+                        >= np.int32(85000 << HUE_SHIFT_BITS))
+        middle = np.int32(np.int32(level >> bits) + bump)
+        # sectors 0..5: (high, rise, low), (fall, high, low), (low, high, rise),
+        # (low, fall, high), (rise, low, high), (high, low, fall)
+        out_r = high if (sector == 0 or sector == 5) else (middle if (sector == 1 or sector == 4) else low)
+        out_g = middle if (sector == 0 or sector == 3) else (high if sector <= 2 else low)
+        out_b = low if sector <= 1 else (middle if (sector == 2 or sector == 5) else high)
+        values[3 * k] = np.uint8(out_r)
+        values[3 * k + 1] = np.uint8(out_g)
+        values[3 * k + 2] = np.uint8(out_b)
 
 
 @njit(nogil=True, cache=True)
 def adjust_hue(image, shift):
     """Rotate each pixel's hue by ``shift`` (in turns, [-0.5, 0.5]) through HSV (one
     channel: unchanged): ``rgb_to_hsv``, ``(hue + shift) % 1``, ``hsv_to_rgb``, each
-    component ``trunc(v * 255.999)``."""
+    component ``trunc(v * 255.999)``, computed exactly in integers with the shift rounded
+    down to a step of 1/49152 turn (``rotate_hue_inplace``)."""
     if image.shape[2] != 3:
         return
     work = np.ascontiguousarray(image)

@@ -1,11 +1,12 @@
 """Erasing rectangles of HxWxC uint8 image batches (in place): cutout squares drawn with a
 probability, and random erasing (Zhong et al., 2017) with normally distributed fills."""
 import math
+import statistics
 
 import numpy as np
 from numba import njit
 
-from .random import _GOLDEN, _S11, mix64, sample_key, standard_normal, uniform
+from .random import _GOLDEN, mix64, sample_key, standard_normal, uniform
 
 
 @njit(nogil=True, cache=True, inline='always')
@@ -14,41 +15,56 @@ def _to_uint8_rounded(value):
     return np.uint8(math.floor(min(max(value, 0.0), 255.0) + 0.5))
 
 
-_TWO_PI = 2.0 * math.pi
-#: random.uniform's scale from 53 bits to [0, 1)
-_UNIT = 1.0 / 9007199254740992.0
+#: noise values per 64-bit hash: four 16-bit quarters, each giving a 12-bit table index
+_NOISE_PER_WORD = 4
+_NOISE_TABLE_BITS = 12
 
 
-@njit(nogil=True, cache=True, inline='always')
-def normal_pair(key, k):
-    """Two independent N(0, 1) numbers from uniforms ``k`` and ``k + 1`` of ``key`` (both
-    halves of Box-Muller: the first is ``standard_normal(key, k)``'s value); returns
-    ``(z0, z1, k + 2)``."""
-    radius = math.sqrt(-2.0 * math.log(1.0 - uniform(key, k)))
-    angle = _TWO_PI * uniform(key, k + 1)
-    return radius * math.cos(angle), radius * math.sin(angle), k + 2
+def normal_quantile_table(bits=_NOISE_TABLE_BITS):
+    """The ``2**bits`` standard normal quantiles at the midpoints ``(i + 0.5) / 2**bits``
+    (``statistics.NormalDist().inv_cdf``; the lower half the negated upper half, so that
+    their mean is 0), divided by their root mean square, so that their variance is 1."""
+    size = 1 << bits
+    normal = statistics.NormalDist()
+    upper = [normal.inv_cdf((i + 0.5) / size) for i in range(size // 2, size)]
+    table = np.array([-q for q in reversed(upper)] + upper, np.float64)
+    return table / math.sqrt(float(np.mean(table * table)))
+
+
+#: the values of the noise fill: a uniform pick among these 4096 numbers is a discretised
+#: standard normal (mean 0, variance 1, |z| < 3.67)
+NORMAL_QUANTILES = normal_quantile_table()
 
 
 @njit(nogil=True, cache=True)
-def normal_fill(key, k, values, count):
-    """``values[:count]`` = the ``count`` N(0, 1) numbers that ``normal_pair`` gives from
-    uniforms ``k, k + 1, ...`` of ``key``, both of each pair in turn (a last spare is
-    dropped); returns the next counter. ``values`` holds at least ``count + 1`` numbers.
-
-    The same operations as ``normal_pair``, in two passes: the uniforms first (a loop of
-    integer hashing that vectorizes), then the logarithms, square roots and cosines and
-    sines, one pair after another."""
-    pairs = (count + 1) // 2
-    # uniform(key, k + j) hashes key + (k + j + 1) * golden: the step is an addition
+def noise_indices(key, k, indices, count):
+    """``indices[:count]`` = table indices of the noise values ``0 .. count - 1`` of a
+    rectangle, from the 64-bit hashes ``w_j = mix64(key + (k + j + 1) * golden)`` (the words
+    that ``uniform(key, k + j)`` takes its 53 bits from): value ``t`` is bits ``4 .. 15`` of
+    quarter ``t % 4`` of ``w_{t // 4}``, ``(w >> (16 * (t % 4) + 4)) & 4095``. Returns the next
+    counter, ``k + ceil(count / 4)``; ``indices`` holds at least ``count + 3`` numbers."""
+    words = (count + _NOISE_PER_WORD - 1) // _NOISE_PER_WORD
     start = np.uint64(key) + np.uint64(k + 1) * _GOLDEN
-    for j in range(2 * pairs):
-        values[j] = np.float64(mix64(start + np.uint64(j) * _GOLDEN) >> _S11) * _UNIT
-    for j in range(pairs):
-        radius = math.sqrt(-2.0 * math.log(1.0 - values[2 * j]))
-        angle = _TWO_PI * values[2 * j + 1]
-        values[2 * j] = radius * math.cos(angle)
-        values[2 * j + 1] = radius * math.sin(angle)
-    return k + 2 * pairs
+    mask = np.uint64((1 << _NOISE_TABLE_BITS) - 1)
+    for j in range(words):
+        word = mix64(start + np.uint64(j) * _GOLDEN)
+        indices[4 * j] = np.uint16((word >> np.uint64(4)) & mask)
+        indices[4 * j + 1] = np.uint16((word >> np.uint64(20)) & mask)
+        indices[4 * j + 2] = np.uint16((word >> np.uint64(36)) & mask)
+        indices[4 * j + 3] = np.uint16((word >> np.uint64(52)) & mask)
+    return k + words
+
+
+@njit(nogil=True, cache=True)
+def noise_fill_levels(fill_mean, fill_std, quantiles):
+    """``(channels, len(quantiles))`` uint8: ``fill_mean[c] + fill_std[c] * z`` clipped and
+    rounded for each channel ``c`` and table value ``z`` (the noise fill's bytes: a noise
+    value is a look-up)."""
+    levels = np.empty((fill_mean.shape[0], quantiles.shape[0]), np.uint8)
+    for c in range(fill_mean.shape[0]):
+        for i in range(quantiles.shape[0]):
+            levels[c, i] = _to_uint8_rounded(fill_mean[c] + fill_std[c] * quantiles[i])
+    return levels
 
 
 @njit(nogil=True, cache=True)
@@ -100,15 +116,17 @@ def random_erasing_inplace(images, indices, seed, prob, min_area, max_area, log_
     rectangles, uniform in ``1 .. max_count``; then per rectangle a fraction of the image's
     area uniform in [``min_area``, ``max_area``) divided by the count (one draw), the
     rectangle (``erasing_rectangle``, three draws) and its fill: ``fill_mean[c] +
-    fill_std[c] * z``, ``z`` standard normal (two draws each), clipped and rounded to uint8.
-    ``fast_fill``: one ``z`` per channel of the rectangle (a flat colour); otherwise one per
-    pixel and channel (noise), taken row by row, pixel by pixel, channel by channel from
-    ``normal_pair`` (both numbers of a pair in turn; a rectangle's last spare is dropped:
-    ``normal_fill``).
+    fill_std[c] * z``, ``z`` (nearly) standard normal, clipped and rounded to uint8.
+    ``fast_fill``: one ``z`` per channel of the rectangle (a flat colour; Box-Muller,
+    ``standard_normal``); otherwise one per pixel and channel (noise), taken row by row,
+    pixel by pixel, channel by channel, each ``z`` one of the 4096 ``NORMAL_QUANTILES``
+    picked by 12 hashed bits (``noise_indices``: four values per draw), so that a noise
+    value costs a quarter of a hash and a byte look-up (``noise_fill_levels``).
     """
     height, width, channels = images.shape[1], images.shape[2], images.shape[3]
-    # the noise of one rectangle (at most the whole image, and a pair's spare)
-    noise = np.empty(0 if fast_fill else height * width * channels + 1, np.float64)
+    # the noise of one rectangle (at most the whole image, and a last word's spares)
+    noise = np.empty(0 if fast_fill else height * width * channels + _NOISE_PER_WORD - 1, np.uint16)
+    levels = noise_fill_levels(fill_mean, fill_std, NORMAL_QUANTILES[:0] if fast_fill else NORMAL_QUANTILES)
     for i in range(indices.shape[0]):
         key = sample_key(seed, indices[i])
         if not uniform(key, 0) < prob:
@@ -128,10 +146,10 @@ def random_erasing_inplace(images, indices, seed, prob, min_area, max_area, log_
                         for x in range(left, left + w):
                             images[i, y, x, c] = value
             else:
-                k = normal_fill(key, k, noise, h * w * channels)
+                k = noise_indices(key, k, noise, h * w * channels)
                 t = 0
                 for y in range(top, top + h):
                     for x in range(left, left + w):
                         for c in range(channels):
-                            images[i, y, x, c] = _to_uint8_rounded(fill_mean[c] + fill_std[c] * noise[t])
+                            images[i, y, x, c] = levels[c, noise[t]]
                             t += 1

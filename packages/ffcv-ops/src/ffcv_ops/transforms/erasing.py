@@ -116,8 +116,11 @@ class RandomErasing(Operation):
     image (at least one pixel); its position, uniform among those where it fits; and its
     values ``fill_mean[c] + fill_std[c] * z`` with ``z`` standard normal, clipped and
     rounded to uint8. ``fast_fill=True`` draws one ``z`` per channel of the rectangle (a
-    flat random colour, cheap); ``fast_fill=False`` one per pixel and channel (noise, as
-    the paper and torchvision's ``value='random'`` do, in normalised units).
+    flat random colour, cheap; Box-Muller); ``fast_fill=False`` one per pixel and channel
+    (noise, as the paper and torchvision's ``value='random'`` do, in normalised units),
+    each ``z`` a uniform pick among 4096 values: the normal's quantiles at ``(i + 0.5) /
+    4096``, scaled to variance 1 (``kernels.erasing.NORMAL_QUANTILES``: mean 0, variance 1,
+    ``|z| < 3.67``, normal quantiles within 0.01), 12 hashed bits per value.
 
     ``fill_mean``/``fill_std`` are in pixel units (0..255): the defaults are ImageNet's, so
     that after ``NormalizeImage`` with ImageNet's statistics the fill is standard normal.
