@@ -7,7 +7,7 @@ from .__about__ import __version__
 from .allocation_query import AllocationQuery
 from .compiler import Compiler
 from .decoders import (BasicDecoder, BytesDecoder, CenterCropRGBImageDecoder, Decoder, FloatDecoder, IntDecoder,
-                       NDArrayDecoder, RandomResizedCropRGBImageDecoder, ResizedCropRGBImageDecoder,
+                       MultiViewRandomResizedCropRGBImageDecoder, NDArrayDecoder, RandomResizedCropRGBImageDecoder, ResizedCropRGBImageDecoder,
                        SimpleRGBImageDecoder, default_decoder, register_default_decoder)
 from .operation import Operation
 from .pipeline import Pipeline, PipelineSpec
@@ -24,7 +24,7 @@ from .transforms import (ColorJitter, Convert, CutMix, Cutout, DeviceUnavailable
 __all__ = ['__version__', 'Operation', 'State', 'AllocationQuery', 'Compiler', 'Pipeline',
            'PipelineSpec', 'Decoder', 'BasicDecoder', 'IntDecoder', 'FloatDecoder', 'BytesDecoder', 'NDArrayDecoder',
            'SimpleRGBImageDecoder', 'ResizedCropRGBImageDecoder', 'RandomResizedCropRGBImageDecoder',
-           'CenterCropRGBImageDecoder',
+           'CenterCropRGBImageDecoder', 'MultiViewRandomResizedCropRGBImageDecoder',
            'default_decoder', 'register_default_decoder', 'RandomHorizontalFlip', 'RandomTranslate', 'Cutout',
            'NormalizeImage', 'ToTensor', 'ToDevice', 'DeviceUnavailableError', 'ToTorchImage', 'Convert', 'View',
            'Squeeze',

@@ -10,9 +10,12 @@ the same list of operations still draw different crops, flips, colours, for ever
 and, as for any pipeline, the draws do not depend on the number of worker threads.
 
 The cost: each view decodes the JPEG again (``benchmarks/transform_costs.py`` prints what
-a decode costs next to the transforms). Decoding once for all views needs a sample shape
-with a views axis, ``(views, height, width, channels)``, and transforms that take it
-(each view keyed as its own sample); see the module's notes in the issue report.
+a decode costs next to the transforms). To decode once, use
+``MultiViewRandomResizedCropRGBImageDecoder(output_size, views)`` instead: one pipeline whose
+samples are ``(views, height, width, channels)``, every view a random resized crop of one
+decode (the image transforms take ``(height, width, channels)`` samples, so per-view
+augmentations then run on the torch side: ``images[:, v]``). These pipelines remain the way
+to give views different sizes or different augmentations on the worker threads.
 
 Example::
 

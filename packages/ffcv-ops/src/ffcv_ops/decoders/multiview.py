@@ -1,0 +1,102 @@
+"""Several random resized crops ("views") of each image from one decode, for self-supervised
+learning (SimCLR, BYOL, ...).
+
+:class:`MultiViewRandomResizedCropRGBImageDecoder` decodes each image once (the same JPEG /
+PNG / raw path as :class:`RandomResizedCropRGBImageDecoder`) and resizes ``views`` random
+crops of it into the sample's slots: a sample is ``(views, height, width, channels)`` uint8,
+a batch ``(batch, views, height, width, channels)``. Compare
+:func:`ffcv_ops.transforms.multiview.multi_view_pipelines`, which decodes again per view but
+lets every view have its own transforms.
+
+View ``v`` of sample ``i`` draws its crop from the key of ``i * views + v`` (with the
+operation's seed of the epoch): the views of a sample differ, the crops depend only on (seed,
+epoch, sample index, view), not on the worker threads, and with ``views=1`` the output is
+exactly :class:`RandomResizedCropRGBImageDecoder`'s.
+
+Downstream: the image transforms of ffcv_ops (flips, colour, blur, ``ToTorchImage``...) take
+batches of single images ``(height, width, channels)`` and refuse this shape; apply per-view
+augmentations after ``ToTensor`` on the torch side, taking the views apart by indexing::
+
+    pipelines = {'image': [MultiViewRandomResizedCropRGBImageDecoder((224, 224), views=2), ToTensor()],
+                 'label': [IntDecoder(), ToTensor()]}
+    for images, labels in Loader('train.beton', batch_size=256, pipelines=pipelines):
+        # images: (batch, views, 224, 224, 3) uint8
+        views = [images[:, v].permute(0, 3, 1, 2) for v in range(images.shape[1])]   # NCHW each
+"""
+from dataclasses import replace
+
+import cv2
+import numpy as np
+from ffcv_format import FormatError
+
+from ..allocation_query import AllocationQuery
+from .image import RandomResizedCropRGBImageDecoder
+
+__all__ = ['MultiViewRandomResizedCropRGBImageDecoder']
+
+
+class MultiViewRandomResizedCropRGBImageDecoder(RandomResizedCropRGBImageDecoder):
+    """``views`` random resized crops of each image, decoded once, resized to ``output_size``:
+    samples of shape ``(views, height, width, channels)`` uint8 (see the module's docstring).
+
+    ``scale`` and ``ratio`` as for :class:`RandomResizedCropRGBImageDecoder`, the same for
+    every view. ``output_size`` may change between epochs (nothing is recompiled).
+
+    >>> MultiViewRandomResizedCropRGBImageDecoder((9, 9), views=4, scale=(0.2, 1.0), ratio=(0.5, 2))
+    MultiViewRandomResizedCropRGBImageDecoder(output_size=(9, 9), views=4, scale=(0.2, 1.0), ratio=(0.5, 2.0))
+    """
+
+    def __init__(self, output_size, views=2, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)):
+        if isinstance(views, bool) or not isinstance(views, (int, np.integer)) or views < 1:
+            raise ValueError(f"views must be a positive integer, got {views!r}")
+        super().__init__(output_size, scale=scale, ratio=ratio)
+        self.views = int(views)
+
+    def declare_state_and_memory(self, previous_state):
+        state, _ = super().declare_state_and_memory(previous_state)
+        shape = (self.views, *state.shape)
+        return replace(state, shape=shape), AllocationQuery(shape, np.dtype('u1'))
+
+    def generate_code(self):
+        if self.get_crop_generator is not None:
+            raise TypeError(f"{type(self).__name__} draws its own crops; get_crop_generator is not supported")
+        channels = self.channels
+        decode_one = self._decode_one
+        gather = self._gather
+        boxes_of = self._boxes
+        views = self.views
+        interpolation = self.interpolation
+
+        def decode(indices, destination, metadata, storage_state, seed=0):
+            data = storage_state[0]
+            modes, heights, widths, starts, sizes, scratch = gather(indices, storage_state)
+            n = indices.shape[0]
+            keys = indices.astype(np.int64) * views
+            boxes = np.empty((views, n, 4), dtype=np.int64)
+            for v in range(views):
+                boxes_of(heights, widths, keys + v, seed, boxes[v])
+            boxes = boxes.transpose(1, 0, 2).tolist()     # [sample][view] -> (top, left, h, w)
+            heights, widths = heights.tolist(), widths.tolist()
+            size = (destination.shape[3], destination.shape[2])
+            for i in range(n):
+                try:
+                    # one decode per image, into the chunk's scratch buffer: every view is
+                    # resized from it before the next image overwrites it
+                    image = decode_one(data, starts[i], sizes[i], modes[i], heights[i], widths[i], channels,
+                                       scratch)
+                except ValueError as e:
+                    raise FormatError(f"sample {int(indices[i])}: {e}") from e
+                for v, (top, left, h, w) in enumerate(boxes[i]):
+                    if channels == 1:
+                        cv2.resize(image[top:top + h, left:left + w, 0], size, dst=destination[i, v, :, :, 0],
+                                   interpolation=interpolation)
+                    else:
+                        cv2.resize(image[top:top + h, left:left + w], size, dst=destination[i, v],
+                                   interpolation=interpolation)
+            return destination
+
+        return decode
+
+    def __repr__(self):
+        return (f"{type(self).__name__}(output_size={self.output_size}, views={self.views}, "
+                f"scale={self.scale}, ratio={self.ratio})")
