@@ -4,8 +4,9 @@ from dataclasses import asdict
 
 import numpy as np
 
+from ..memory import available_memory
 from .analysis import _threads, analyse
-from .file_facts import memory_available, num_cores, read_file_facts
+from .file_facts import num_cores, read_file_facts
 from .measurements import (Measurements, Skipped, _as_tensors, load_model, measure_jpeg_decoding,
                            measure_loader, measure_model, measure_storage, measure_transfer)
 from .pipelines import _choice_from_argument, crop_size, has_device_copy
@@ -67,7 +68,7 @@ def diagnose(path, pipelines=None, *, workers=None, batch_size=256, batches=None
     if device_type == 'cuda' and not cuda:
         raise ValueError(f"device {device!r}: torch finds no CUDA device here")
     batch_size = max(1, min(int(batch_size), facts.num_samples))
-    memory = memory_available()
+    memory = available_memory()
     model_object = model_name = None
     if model is not None:
         model_object, model_name = load_model(model)

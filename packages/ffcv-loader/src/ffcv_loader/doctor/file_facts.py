@@ -65,18 +65,6 @@ def read_file_facts(path, sample_limit=4096, jpeg_limit=24, seed=0):
         reader.close()
 
 
-def memory_available():
-    """``MemAvailable`` from /proc/meminfo in bytes (None where it cannot be read)."""
-    try:
-        with open('/proc/meminfo') as f:
-            for line in f:
-                if line.startswith('MemAvailable:'):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
 def num_cores():
     try:
         return len(os.sched_getaffinity(0))

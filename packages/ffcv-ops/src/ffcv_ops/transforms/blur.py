@@ -6,7 +6,7 @@ import numpy as np
 
 from ..kernels.blur import gaussian_blur_inplace
 from ..operation import Operation
-from .inputs import require_images
+from .inputs import probability, require_images
 
 
 def _kernel_size(value) -> Tuple[int, int]:
@@ -57,13 +57,7 @@ class GaussianBlur(Operation):
         super().__init__()
         self.kernel_size = _kernel_size(kernel_size)
         self.sigma = _sigma_range(sigma)
-        try:
-            probability = float(p)
-        except (TypeError, ValueError):
-            probability = float('nan')
-        if not 0 <= probability <= 1:
-            raise ValueError(f"GaussianBlur p must be a probability in [0, 1], got {p!r}")
-        self.p = probability
+        self.p = probability('GaussianBlur', 'p', p)
 
     def declare_state_and_memory(self, previous_state):
         require_images(self, previous_state)

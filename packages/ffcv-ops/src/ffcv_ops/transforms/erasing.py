@@ -9,21 +9,11 @@ import numpy as np
 
 from ..kernels.erasing import random_cutout_inplace, random_erasing_inplace
 from ..operation import Operation
-from .inputs import require_images
+from .inputs import probability, require_images
 
 #: ImageNet's per-channel mean and standard deviation, in 0..255 units
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
-
-
-def _probability(op_name, argument, value):
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = float('nan')
-    if not 0 <= number <= 1:
-        raise ValueError(f"{op_name} {argument} must be a probability in [0, 1], got {value!r}")
-    return number
 
 
 def _numbers(op_name, argument, values):
@@ -73,7 +63,7 @@ class RandomCutout(Operation):
 
     def __init__(self, prob: float, crop_size: int, fill: Sequence[int] = (0, 0, 0)):
         super().__init__()
-        self.prob = _probability('RandomCutout', 'prob', prob)
+        self.prob = probability('RandomCutout', 'prob', prob)
         if isinstance(crop_size, bool) or not isinstance(crop_size, (int, np.integer)) or crop_size <= 0:
             raise ValueError(f"RandomCutout crop_size must be a positive integer, got {crop_size!r}")
         self.crop_size = int(crop_size)
@@ -137,7 +127,7 @@ class RandomErasing(Operation):
                  min_aspect: float = 0.3, max_count: int = 1, fill_mean: Sequence[float] = IMAGENET_MEAN,
                  fill_std: Sequence[float] = IMAGENET_STD, fast_fill: bool = True):
         super().__init__()
-        self.prob = _probability('RandomErasing', 'prob', prob)
+        self.prob = probability('RandomErasing', 'prob', prob)
         try:
             low, high, aspect = float(min_area), float(max_area), float(min_aspect)
         except (TypeError, ValueError):

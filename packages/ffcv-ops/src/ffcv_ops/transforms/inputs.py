@@ -17,3 +17,14 @@ def require_labels(op, state):
         raise ValueError(f"{type(op).__name__} works on integer label batches (batch, 1) before ToTensor "
                          f"(IntDecoder's output); it got data of shape {shape} and type {dtype} "
                          f"({'numpy' if state.jit_mode else 'torch'})")
+
+
+def probability(op_name: str, argument: str, value) -> float:
+    """``value`` as a float in [0, 1], or a ``ValueError`` naming the operation and argument."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float('nan')
+    if not 0 <= number <= 1:
+        raise ValueError(f"{op_name} {argument} must be a probability in [0, 1], got {value!r}")
+    return number

@@ -4,17 +4,7 @@ import numpy as np
 
 from ..kernels.pixel import grayscale_inplace, solarize_inplace
 from ..operation import Operation
-from .inputs import require_images
-
-
-def _probability(op_name, argument, value):
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = float('nan')
-    if not 0 <= number <= 1:
-        raise ValueError(f"{op_name} {argument} must be a probability in [0, 1], got {value!r}")
-    return number
+from .inputs import probability, require_images
 
 
 def _require_uint8_images(op, state, channels=None):
@@ -43,7 +33,7 @@ class Solarization(Operation):
 
     def __init__(self, solarization_prob: float = 0.5, threshold: int = 128):
         super().__init__()
-        self.solarization_prob = _probability('Solarization', 'solarization_prob', solarization_prob)
+        self.solarization_prob = probability('Solarization', 'solarization_prob', solarization_prob)
         if (isinstance(threshold, bool) or not isinstance(threshold, (int, np.integer))
                 or not 0 <= threshold <= 256):
             raise ValueError(f"Solarization threshold must be an integer in 0..256 (256: nothing is "
@@ -87,7 +77,7 @@ class RandomGrayscale(Operation):
 
     def __init__(self, p: float = 0.1):
         super().__init__()
-        self.p = _probability('RandomGrayscale', 'p', p)
+        self.p = probability('RandomGrayscale', 'p', p)
 
     def declare_state_and_memory(self, previous_state):
         _require_uint8_images(self, previous_state, channels=(1, 3))

@@ -3,7 +3,7 @@ import numpy as np
 
 from ..kernels.vertical_flip import flip_vertical_inplace
 from ..operation import Operation
-from .inputs import require_images
+from .inputs import probability, require_images
 
 
 class RandomVerticalFlip(Operation):
@@ -21,13 +21,7 @@ class RandomVerticalFlip(Operation):
 
     def __init__(self, flip_prob: float = 0.5):
         super().__init__()
-        try:
-            value = float(flip_prob)
-        except (TypeError, ValueError):
-            value = float('nan')
-        if not 0 <= value <= 1:
-            raise ValueError(f"RandomVerticalFlip flip_prob must be a probability in [0, 1], got {flip_prob!r}")
-        self.flip_prob = value
+        self.flip_prob = probability('RandomVerticalFlip', 'flip_prob', flip_prob)
 
     def declare_state_and_memory(self, previous_state):
         require_images(self, previous_state)
