@@ -9,6 +9,7 @@ its other declared dependencies, with torch as ``scripts/local_torch.py`` choose
 wheel in a folder named by ``UV_FIND_LINKS``/``PIP_FIND_LINKS``, pinned to its exact version,
 else the package index's torch. Tests that need a CUDA device are skipped without one.
 """
+import hashlib
 import importlib.util
 import os
 import subprocess
@@ -30,6 +31,32 @@ def ensure_tools() -> None:
                         'hatch>=1.16', 'uv>=0.5'], check=True)
 
 
+# Hatch re-syncs an environment when a declared dependency changes, but not when a package's
+# own metadata does (entry points, scripts): an editable install keeps the metadata of when it
+# was made. The environments are dropped when any project file that declares them changes.
+PROJECT_FILES = ('pyproject.toml', 'hatch.toml', 'packages/*/pyproject.toml', 'integrations/*/pyproject.toml')
+FINGERPRINT = REPOSITORY / '.hatch-project-fingerprint'
+
+
+def project_fingerprint() -> str:
+    digest = hashlib.sha256()
+    for pattern in PROJECT_FILES:
+        for path in sorted(REPOSITORY.glob(pattern)):
+            digest.update(str(path.relative_to(REPOSITORY)).encode() + b'\0' + path.read_bytes() + b'\0')
+    return digest.hexdigest()
+
+
+def drop_stale_environments(environ: dict[str, str]) -> None:
+    """``hatch env prune`` unless the environments were made from the current project files."""
+    fingerprint = project_fingerprint()
+    if FINGERPRINT.exists() and FINGERPRINT.read_text().strip() == fingerprint:
+        return
+    print("test.py: project files changed since the test environments were made (or this is a new "
+          "checkout): removing them so they are made again", flush=True)
+    subprocess.run([sys.executable, '-m', 'hatch', 'env', 'prune'], cwd=REPOSITORY, env=environ, check=True)
+    FINGERPRINT.write_text(fingerprint + '\n')
+
+
 def main(argv: list[str]) -> int:
     ensure_tools()
     torch = choose_torch()
@@ -37,6 +64,7 @@ def main(argv: list[str]) -> int:
     if torch.find_links and not environ.get('UV_FIND_LINKS'):
         environ['UV_FIND_LINKS'] = torch.find_links  # uv does not read pip's settings
     print(f"test.py: torch for the test environments: {torch.describe()}", flush=True)
+    drop_stale_environments(environ)
     command = [sys.executable, '-m', 'hatch', 'test', *(argv or ['--all'])]
     return subprocess.run(command, cwd=REPOSITORY, env=environ).returncode
 
