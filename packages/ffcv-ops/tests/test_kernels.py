@@ -147,3 +147,17 @@ def test_derived_seeds_differ_for_every_part():
     seeds = {derive_seed(s, e, p, k) for s in range(3) for e in range(3) for p in range(2) for k in range(3)}
     assert len(seeds) == 54
     assert derive_seed(1, 2) != derive_seed(2, 1)
+
+
+@pytest.mark.parametrize('channels', [1, 2, 3, 4])
+@pytest.mark.parametrize('width', [1, 7, 16, 17, 31, 32, 33, 224, 250])
+def test_mirror_reverses_pixels_in_blocks_and_tails(channels, width):
+    from ffcv_ops.kernels.mirror import mirror_chosen
+    rng = np.random.default_rng(width * 10 + channels)
+    images = rng.integers(0, 256, (6, 5, width, channels), dtype=np.uint8)
+    chosen = np.array([True, False, True, True, False, True])
+    expected = images.copy()
+    expected[chosen] = expected[chosen][:, :, ::-1]
+    row = np.full(width * channels + 64, 7, np.uint8)     # scratch: only its first w*C bytes are used
+    mirror_chosen(images, chosen, row)
+    np.testing.assert_array_equal(images, expected)

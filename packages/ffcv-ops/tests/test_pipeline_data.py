@@ -69,7 +69,7 @@ def test_the_same_output_as_operations_built_in_python(jpeg_file):
                                                          r"flip_prob must be in \[0, 1\], got 3")),
     (["SimpleRGBImageDecoder", {"op": "CenterCropRGBImageDecoder"}],
      (r"item 2: CenterCropRGBImageDecoder: missing a required argument: 'output_size' "
-      r"\(CenterCropRGBImageDecoder takes: output_size \(required\), ratio=0.875\)")),
+      r"\(CenterCropRGBImageDecoder takes: output_size \(required\), ratio=0.875, scaled_decoding=True\)")),
     ([{"output_size": [3, 3]}], r"item 1: \{'output_size': \[3, 3\]\} has no 'op' key"),
     ([7], r"item 1: 7 \(int\) is not an operation"),
     ([{"op": "Convert", "target_dtype": "float99"}], r"target_dtype='float99' is not a numpy dtype name"),

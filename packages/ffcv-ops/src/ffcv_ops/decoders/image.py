@@ -22,10 +22,16 @@ from ffcv_format import FormatError, ImageField
 from ..allocation_query import AllocationQuery
 from ..kernels.copy import gather_fixed
 from ..kernels.crop import center_crop_boxes, random_resized_crop_boxes
-from ..kernels.images import BAD_IMAGE, MODE_JPEG, MODE_PNG, MODE_RAW, WRONG_CHANNELS, image_extents
+from ..kernels.area_box import area_box_scratch_size
+from ..kernels.image_chunks import decode_resized_crops, decode_whole_images
+from ..kernels.images import BAD_IMAGE, MODE_JPEG, MODE_PNG, MODE_RAW, WRONG_CHANNELS, locate_images
+from ..kernels.jpeg import CONTEXT_BYTES
+from ..kernels.resize import resize_area_scratch_size
+from ..libjpeg import libjpeg
 from ..storage import WRONG_SIZE, sample_bits, storage_error
 from .base import Decoder
 DEFAULT_CROP_RATIO = 224 / 256
+CONTEXT_WORDS = CONTEXT_BYTES // 8
 #: a chunk's scratch buffer (its largest image) up to this size is allocated from the
 #: metadata as it is; beyond, the images' own headers must confirm their size first
 _TRUSTED_SCRATCH = 64 << 20
@@ -47,29 +53,39 @@ def _check_size(name, value):
 
 class _ImageDecoder(Decoder):
     compiled = False
+    #: (metadata, its columns as views made once): see ``_locate``
+    _columns = None
 
-    def _gather(self, indices, storage_state):
-        """What a chunk needs, gathered once and checked: modes (list), heights and widths
-        (int64 arrays), data starts and sizes (lists), and a scratch buffer big enough for its
-        largest image.
+    def _locate(self, indices, storage_state):
+        """Where a chunk's images are, checked: modes, heights, widths, data starts and sizes
+        (arrays), and the bytes of its largest image.
 
         The metadata columns are views on the file: nothing is copied for the whole field
         (which for 10^8 samples would be gigabytes at every start)."""
         meta = self.metadata
+        if self._columns is None or self._columns[0] is not meta:
+            self._columns = (meta, (meta['mode'], meta['height'], meta['width'], meta['data_ptr']))
+        columns = self._columns[1]
         n = indices.shape[0]
-        modes = meta['mode'][indices]
-        heights = meta['height'][indices].astype(np.int64)
-        widths = meta['width'][indices].astype(np.int64)
-        ptrs = meta['data_ptr'][indices]
+        modes = np.empty(n, columns[0].dtype)
+        heights = np.empty(n, np.int64)
+        widths = np.empty(n, np.int64)
+        ptrs = np.empty(n, columns[3].dtype)
         starts = np.empty(n, np.int64)
         sizes = np.empty(n, np.int64)
         channels = self.channels
-        row, code = image_extents(ptrs, indices, modes, heights, widths, channels, storage_state, starts, sizes)
+        row, code, largest = locate_images(*columns, indices, channels, storage_state, modes, heights, widths, ptrs,
+                                           starts, sizes)
         if code:
             raise self._image_error(row, code, indices, ptrs, modes, heights, widths, sizes, storage_state)
-        largest = int((heights * widths).max()) * channels if n else 0
         if largest > _TRUSTED_SCRATCH:
             self._check_large_images(indices, modes, heights, widths, starts, sizes, storage_state)
+        return modes, heights, widths, starts, sizes, largest
+
+    def _gather(self, indices, storage_state):
+        """``_locate`` for the per-image Python loop: modes, starts and sizes as lists, heights
+        and widths as arrays, and a scratch buffer big enough for the largest image."""
+        modes, heights, widths, starts, sizes, largest = self._locate(indices, storage_state)
         return modes.tolist(), heights, widths, starts.tolist(), sizes.tolist(), np.empty(largest, np.uint8)
 
     def _image_error(self, row, code, indices, ptrs, modes, heights, widths, sizes, state):
@@ -180,6 +196,9 @@ class SimpleRGBImageDecoder(_ImageDecoder):
         raw_bytes = h * w * channels
         checked = sample_bits(meta.size)
 
+        locate = self._locate
+        library = libjpeg()
+
         def decode(indices, destination, metadata, storage_state, seed=0):
             n = indices.shape[0]
             if n and destination.flags.c_contiguous and (meta['mode'][indices] == MODE_RAW).all():
@@ -191,11 +210,25 @@ class SimpleRGBImageDecoder(_ImageDecoder):
                     raise storage_error(code, indices[row], ptrs[row], None, raw_bytes, storage_state)
                 return destination
             data = storage_state[0]
-            modes, heights, widths, starts, sizes, scratch = gather(indices, storage_state)
+            if library is not None and n and destination.flags.c_contiguous:
+                # the whole chunk in one compiled call, each JPEG decoded straight into its row
+                modes, heights, widths, starts, sizes, largest = locate(indices, storage_state)
+                status = np.empty(n, np.uint8)
+                if not decode_whole_images(library.functions, library.handlers, np.empty(CONTEXT_WORDS, np.uint64),
+                                           data, modes, starts, sizes, heights, widths, channels, destination,
+                                           status):
+                    return destination
+                rows = np.flatnonzero(status)
+                indices_left = indices[rows]
+            else:
+                rows, indices_left = np.arange(n), indices
+            # the per-image path: PNG, RGBA, what the compiled kernel leaves out, and every image
+            # when libjpeg is not usable (ffcv_ops.libjpeg.libjpeg_status() says why)
+            modes, heights, widths, starts, sizes, scratch = gather(indices_left, storage_state)
             heights, widths = heights.tolist(), widths.tolist()
-            for i in range(indices.shape[0]):
+            for k, i in enumerate(rows.tolist()):
                 try:
-                    destination[i] = decode_one(data, starts[i], sizes[i], modes[i], heights[i], widths[i],
+                    destination[i] = decode_one(data, starts[k], sizes[k], modes[k], heights[k], widths[k],
                                                 channels, scratch)
                 except ValueError as e:
                     raise FormatError(f"sample {int(indices[i])}: {e}") from e
@@ -216,15 +249,28 @@ class ResizedCropRGBImageDecoder(_ImageDecoder):
     left, crop_height, crop_width)`` (compiled with numba; its ``np.random`` draws are
     reseeded per chunk from the loader's seed), called with the decoder's ``scale`` and
     ``ratio`` attributes.
+
+    JPEGs are decoded from compiled code, one call per chunk (``ffcv_ops.libjpeg``), only
+    the part each crop needs. With ``scaled_decoding`` (the default), a crop that will be
+    shrunk by 2x or more is decoded at 1/2, 1/4 or 1/8 scale by libjpeg's inverse DCT and
+    resized from there: faster, and as close to the full decode as a change of resize
+    filter would be (docs/benchmarks.md has the measurement). ``scaled_decoding=False``
+    decodes at full size, as FFCV 1.0 does.
     """
 
     interpolation = cv2.INTER_AREA
     #: FFCV 1.0's extension point (see the class docstring); None: the boxes come from ``_boxes``
     get_crop_generator = None
+    #: class default, for subclasses (FFCV 1.0 ones) that do not pass it on
+    scaled_decoding = True
 
-    def __init__(self, output_size):
+    def __init__(self, output_size, *, scaled_decoding=True):
         super().__init__()
         self.output_size = output_size
+        self.scaled_decoding = bool(scaled_decoding)
+
+    def _scaled_decoding_repr(self):
+        return '' if self.scaled_decoding else ', scaled_decoding=False'
 
     @property
     def output_size(self):
@@ -246,7 +292,6 @@ class ResizedCropRGBImageDecoder(_ImageDecoder):
     def generate_code(self):
         channels = self.channels
         decode_one = self._decode_one
-        gather = self._gather
         generator = self.get_crop_generator
         if generator is None:
             boxes_of = self._boxes
@@ -255,20 +300,21 @@ class ResizedCropRGBImageDecoder(_ImageDecoder):
             boxes_of = crop_boxes_from_generator(generator, getattr(self, 'scale', None),
                                                  getattr(self, 'ratio', None))
         interpolation = self.interpolation
+        locate = self._locate
+        library = libjpeg() if interpolation == cv2.INTER_AREA else None
+        max_denom = 8 if self.scaled_decoding else 1
 
-        def decode(indices, destination, metadata, storage_state, seed=0):
-            data = storage_state[0]
-            modes, heights, widths, starts, sizes, scratch = gather(indices, storage_state)
-            boxes = np.empty((indices.shape[0], 4), dtype=np.int64)
-            boxes_of(heights, widths, indices, seed, boxes)
-            heights, widths = heights.tolist(), widths.tolist()
+        def decode_each(indices, rows, destination, data, modes, heights, widths, starts, sizes, boxes, scratch):
+            """The per-image path: PNG, RGBA, what the compiled kernel leaves out, and every image
+            when libjpeg is not usable (ffcv_ops.libjpeg.libjpeg_status() says why)."""
             size = (destination.shape[2], destination.shape[1])
             # per image: one decode and one resize call, both without the GIL; the Python
             # around them is kept to plain ints and slices (it runs under the GIL)
-            for i, (top, left, h, w) in enumerate(boxes.tolist()):
+            for i in rows:
+                top, left, h, w = boxes[i].tolist()
                 try:
-                    image = decode_one(data, starts[i], sizes[i], modes[i], heights[i], widths[i], channels,
-                                       scratch)
+                    image = decode_one(data, int(starts[i]), int(sizes[i]), int(modes[i]), int(heights[i]),
+                                       int(widths[i]), channels, scratch)
                 except ValueError as e:
                     raise FormatError(f"sample {int(indices[i])}: {e}") from e
                 if channels == 1:
@@ -277,6 +323,29 @@ class ResizedCropRGBImageDecoder(_ImageDecoder):
                 else:
                     cv2.resize(image[top:top + h, left:left + w], size, dst=destination[i],
                                interpolation=interpolation)
+
+        def decode(indices, destination, metadata, storage_state, seed=0):
+            data = storage_state[0]
+            n = indices.shape[0]
+            modes, heights, widths, starts, sizes, largest = locate(indices, storage_state)
+            boxes = np.empty((n, 4), dtype=np.int64)
+            boxes_of(heights, widths, indices, seed, boxes)
+            pixels = np.empty(largest, np.uint8)
+            if library is None or not n:
+                decode_each(indices, range(n), destination, data, modes, heights, widths, starts, sizes, boxes,
+                            pixels)
+                return destination
+            # the whole chunk in one compiled call (decode, crop, resize), without the GIL
+            status = np.empty(n, np.uint8)
+            widest, highest = int(widths.max()), int(heights.max())
+            resize_scratch = np.empty(resize_area_scratch_size(widest, destination.shape[2], channels), np.float32)
+            area_scratch = np.empty(area_box_scratch_size(widest, highest, destination.shape[1], destination.shape[2],
+                                                          channels) if max_denom > 1 else 1, np.float32)
+            if decode_resized_crops(library.functions, library.handlers, np.empty(CONTEXT_WORDS, np.uint64), data,
+                                    modes, starts, sizes, heights, widths, boxes, channels, max_denom, pixels,
+                                    resize_scratch, area_scratch, destination, status):
+                decode_each(indices, np.flatnonzero(status).tolist(), destination, data, modes, heights, widths,
+                            starts, sizes, boxes, pixels)
             return destination
 
         return decode
@@ -293,8 +362,8 @@ class RandomResizedCropRGBImageDecoder(ResizedCropRGBImageDecoder):
     RandomResizedCropRGBImageDecoder(output_size=(224, 224), scale=(0.08, 1.0), ratio=(0.75, 1.3333333333333333))
     """
 
-    def __init__(self, output_size, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)):
-        super().__init__(output_size)
+    def __init__(self, output_size, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), *, scaled_decoding=True):
+        super().__init__(output_size, scaled_decoding=scaled_decoding)
         scale = tuple(float(s) for s in scale)
         ratio = tuple(float(r) for r in ratio)
         if len(scale) != 2 or not 0 < scale[0] <= scale[1]:
@@ -310,7 +379,7 @@ class RandomResizedCropRGBImageDecoder(ResizedCropRGBImageDecoder):
 
     def __repr__(self):
         return (f"{type(self).__name__}(output_size={self.output_size}, scale={self.scale}, "
-                f"ratio={self.ratio})")
+                f"ratio={self.ratio}{self._scaled_decoding_repr()})")
 
 
 class CenterCropRGBImageDecoder(ResizedCropRGBImageDecoder):
@@ -321,8 +390,8 @@ class CenterCropRGBImageDecoder(ResizedCropRGBImageDecoder):
     CenterCropRGBImageDecoder(output_size=(224, 224), ratio=0.875)
     """
 
-    def __init__(self, output_size, ratio=DEFAULT_CROP_RATIO):
-        super().__init__(output_size)
+    def __init__(self, output_size, ratio=DEFAULT_CROP_RATIO, *, scaled_decoding=True):
+        super().__init__(output_size, scaled_decoding=scaled_decoding)
         if not 0 < float(ratio) <= 1:
             raise ValueError(f"ratio must be in (0, 1], got {ratio!r}")
         self.ratio = float(ratio)
@@ -331,7 +400,8 @@ class CenterCropRGBImageDecoder(ResizedCropRGBImageDecoder):
         center_crop_boxes(heights, widths, self.ratio, out)
 
     def __repr__(self):
-        return f"{type(self).__name__}(output_size={self.output_size}, ratio={self.ratio})"
+        return (f"{type(self).__name__}(output_size={self.output_size}, ratio={self.ratio}"
+                f"{self._scaled_decoding_repr()})")
 
 
 def _png_size(data):

@@ -1,0 +1,157 @@
+"""A chunk of stored images into batch rows, in one compiled call without the GIL.
+
+The image decoders call these once per chunk: every JPEG is decoded by libjpeg from
+compiled code (``kernels/jpeg.py``), only as much of it as its crop needs, and at a reduced
+scale when the crop will be shrunk by 2x or more; raw images are read in place; each crop
+is resized with OpenCV's ``INTER_AREA`` rule (``kernels/resize.py``) into its row of the
+batch. What these kernels do not decode (PNG, four channels, a JPEG libjpeg refuses or
+warns about, a crop box outside its image) they mark in ``status`` for the decoder's
+per-image Python path, which decodes it as before or says what is wrong with it.
+"""
+import numpy as np
+from numba import njit
+
+from .copy import copy_bytes
+from .images import MODE_JPEG, MODE_RAW
+from .area_box import area_box
+from .jpeg import (CROP_X, JCS_GRAYSCALE, JCS_RGB, NOT_HERE, OK, close_decompressor, decode_region, end_image,
+                   open_decompressor, scale_for)
+from .native import load_u32
+from .resize import resize_area
+
+
+@njit(nogil=True, cache=True)
+def _color_space(channels):
+    if channels == 3:
+        return JCS_RGB
+    if channels == 1:
+        return JCS_GRAYSCALE
+    return 0
+
+
+@njit(nogil=True, cache=True)
+def _box_inside(top, left, height, width, image_height, image_width):
+    return 0 <= top and 0 <= left and height > 0 and width > 0 and top + height <= image_height \
+        and left + width <= image_width
+
+
+@njit(nogil=True, cache=True)
+def decode_resized_crops(functions, handlers, context, data, modes, starts, sizes, heights, widths, boxes,
+                         channels, max_denom, pixels, resize_scratch, area_scratch, destination, status):
+    """``destination[i]`` = the crop ``boxes[i]`` (top, left, height, width) of image ``i``
+    resized to ``destination.shape[1:3]``, for every image this kernel can decode; the
+    others get a non-zero ``status[i]`` (see the module's doc). Returns how many those are.
+
+    ``functions``, ``handlers``: ``ffcv_ops.libjpeg.LibJpeg``'s tables; ``context``: a
+    ``kernels.jpeg.CONTEXT_BYTES`` block; ``data``: the file's bytes, the images at
+    ``starts``/``sizes``; ``pixels``: uint8 scratch of at least the chunk's largest
+    height x width x channels; ``resize_scratch``: float32, ``resize_area_scratch_size``
+    of the widest crop; ``area_scratch``: float32, ``area_box_scratch_size`` of the widest
+    and highest image. JPEGs are decoded at 1/2, 1/4 or 1/8 scale (at most 1/``max_denom``)
+    when the crop stays at least the output's size; the crop then keeps its fractional
+    edges at that scale (``kernels/area_box.py``)."""
+    n = modes.shape[0]
+    functions_at = np.uint64(functions.ctypes.data)
+    context_at = np.uint64(context.ctypes.data)
+    pixels_at = np.uint64(pixels.ctypes.data)
+    data_at = np.uint64(data.ctypes.data)
+    out_height = destination.shape[1]
+    out_width = destination.shape[2]
+    color_space = _color_space(channels)
+    opened = open_decompressor(functions_at, context_at, np.uint64(handlers.ctypes.data)) == OK
+    left_out = 0
+    for i in range(n):
+        height = heights[i]
+        width = widths[i]
+        top, left, crop_height, crop_width = boxes[i, 0], boxes[i, 1], boxes[i, 2], boxes[i, 3]
+        if not _box_inside(top, left, crop_height, crop_width, height, width):
+            status[i] = NOT_HERE
+            left_out += 1
+            continue
+        if modes[i] == MODE_RAW:
+            source = data[starts[i]:starts[i] + height * width * channels].reshape((height, width, channels))
+            resize_area(source, top, left, crop_height, crop_width, destination[i], resize_scratch)
+            status[i] = OK
+            continue
+        if modes[i] != MODE_JPEG or color_space == 0 or not opened:
+            status[i] = NOT_HERE
+            left_out += 1
+            continue
+        denom = scale_for(crop_height, crop_width, out_height, out_width, max_denom)
+        scaled_height = (height + denom - 1) // denom
+        scaled_width = (width + denom - 1) // denom
+        # the rows and columns of the scaled image the crop touches
+        y0 = top // denom
+        rows = min((top + crop_height + denom - 1) // denom, scaled_height) - y0
+        x0 = left // denom
+        columns = min((left + crop_width + denom - 1) // denom, scaled_width) - x0
+        # a column more on each side: at the edges of a partial decode, libjpeg's upsampling
+        # of the colour planes has no neighbour and differs from the full decode there
+        first = max(0, x0 - 1)
+        last = min(scaled_width, x0 + columns + 1)
+        stride = scaled_width * channels
+        if rows * stride > pixels.shape[0]:
+            status[i] = NOT_HERE
+            left_out += 1
+            continue
+        code = decode_region(functions_at, context_at, data_at + np.uint64(starts[i]), sizes[i], height, width,
+                             color_space, channels, denom, y0, first, rows, last - first, pixels_at, stride)
+        end_image(functions_at, context_at)
+        if code != OK:
+            status[i] = code
+            left_out += 1
+            continue
+        decoded_from = np.int64(load_u32(context_at + np.uint64(CROP_X)))
+        region = pixels[:rows * stride].reshape((rows, scaled_width, channels))
+        if denom == 1:
+            resize_area(region, 0, x0 - decoded_from, rows, columns, destination[i], resize_scratch)
+        else:
+            area_box(region[:, :last - decoded_from], top / denom - y0, left / denom - decoded_from,
+                     crop_height / denom, crop_width / denom, destination[i], area_scratch)
+        status[i] = OK
+    if opened:
+        close_decompressor(functions_at, context_at)
+    return left_out
+
+
+@njit(nogil=True, cache=True)
+def decode_whole_images(functions, handlers, context, data, modes, starts, sizes, heights, widths, channels,
+                        destination, status):
+    """``destination[i]`` = image ``i`` as it is stored (all of ``destination.shape[1:3]``),
+    for every JPEG and raw image; the others get a non-zero ``status[i]``. Returns how
+    many those are. ``destination`` must be C-contiguous."""
+    n = modes.shape[0]
+    functions_at = np.uint64(functions.ctypes.data)
+    context_at = np.uint64(context.ctypes.data)
+    data_at = np.uint64(data.ctypes.data)
+    out_height = destination.shape[1]
+    out_width = destination.shape[2]
+    row_bytes = out_width * channels
+    flat = destination.reshape(-1)
+    image_bytes = out_height * row_bytes
+    color_space = _color_space(channels)
+    opened = open_decompressor(functions_at, context_at, np.uint64(handlers.ctypes.data)) == OK
+    left_out = 0
+    for i in range(n):
+        if heights[i] != out_height or widths[i] != out_width:
+            status[i] = NOT_HERE
+            left_out += 1
+            continue
+        if modes[i] == MODE_RAW:
+            copy_bytes(flat, i * image_bytes, data, starts[i], image_bytes)
+            status[i] = OK
+            continue
+        if modes[i] != MODE_JPEG or color_space == 0 or not opened:
+            status[i] = NOT_HERE
+            left_out += 1
+            continue
+        code = decode_region(functions_at, context_at, data_at + np.uint64(starts[i]), sizes[i], out_height,
+                             out_width, color_space, channels, 1, 0, 0, out_height, out_width,
+                             np.uint64(flat.ctypes.data) + np.uint64(i * image_bytes), row_bytes)
+        end_image(functions_at, context_at)
+        status[i] = code
+        if code != OK:
+            left_out += 1
+    if opened:
+        close_decompressor(functions_at, context_at)
+    return left_out
