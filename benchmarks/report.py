@@ -51,18 +51,42 @@ class Report:
         figure = f"{value:.2f}{unit}" + (f" ({detail})" if detail else '')
         self.targets.append((label, figure, 'met' if met else '**not met**'))
 
-    def ratio_target(self, workload, other, threshold, label):
+    def ratio_target(self, workload, other, threshold, label, missing='did not run'):
         results = self.workloads.get(workload, {}).get('results', {})
         value, per_round = ratio(results, OURS, other)
         detail = (f"rounds {min(per_round):.2f}-{max(per_round):.2f}" if per_round
-                  else results.get(other, {}).get('error', 'did not run'))
+                  else results.get(other, {}).get('error', missing if results else 'did not run'))
         self.target(label, value, threshold, detail=detail)
+
+    def gil_targets(self):
+        gil = self.workloads.get('gil')
+        if not gil:
+            return
+        target = gil['params'].get('target_us', 3.0)
+        n = self.meta['workers']
+        for workload, title in (('jpeg256', 'JPEG max 256, RRC 224'), ('jpeg512', 'JPEG max 512, RRC 224')):
+            suffix = f"{n} thread{'s' * (n > 1)}"
+            r = gil['results'].get(f"{workload}, {OURS}, {suffix}", {})
+            base = gil['results'].get(f"{workload}, ours, baseline, {suffix}", {})
+            label = f"GIL held by the loader's threads per image, {title}, {suffix}: <= {target:g} µs"
+            if r.get('gil_us_per_image') is None:
+                self.target(label, None, target, detail=r.get('error', 'did not run'))
+                continue
+            lo, hi = r['gil_us_per_image_95']
+            detail = f"95% {lo:.1f}-{hi:.1f}, {r['loader_samples']} samples"
+            if base.get('gil_us_per_image') is not None:
+                detail += f"; baseline {base['gil_us_per_image']:.1f} µs"
+            self.target(label, r['gil_us_per_image'], target, above=False, unit=' µs', detail=detail)
 
     def collect_targets(self):
         self.ratio_target('jpeg256', 'FFCV 1.0.2', 1.25, "JPEG max 256, RRC 224: >= 1.25x FFCV 1.0.2")
         self.ratio_target('jpeg256', 'DataLoader + PIL', 4.5, "JPEG max 256, RRC 224: >= 4.5x DataLoader + PIL")
         self.ratio_target('jpeg256', 'decode ceiling', 0.90, "JPEG max 256, RRC 224: >= 0.90 of the decode ceiling")
         self.ratio_target('jpeg512', 'FFCV 1.0.2', 1.15, "JPEG max 512, RRC 224: >= 1.15x FFCV 1.0.2")
+        self.ratio_target('center512', 'ours, baseline', 1.5,
+                          "centre-crop validation on 512-px files: >= 1.5x the baseline (before scaled decoding)",
+                          missing='no --baseline in this run')
+        self.gil_targets()
         self.ratio_target('cifar', 'FFCV 1.0.2', 1.25, "CIFAR-like raw 32x32: >= 1.25x FFCV 1.0.2")
         self.ratio_target('cifar', 'DataLoader + PIL', 20, "CIFAR-like raw 32x32: >= 20x DataLoader + PIL")
         for name in ('ndarray_300KiB', 'bytes_300KiB'):
@@ -167,6 +191,8 @@ class Report:
         self.out("")
         self.workload_table('jpeg256', 'JPEG max 256 -> random resized crop 224 + flip, uint8 NCHW, batch 256')
         self.workload_table('jpeg512', 'JPEG max 512 -> random resized crop 224 + flip, uint8 NCHW, batch 256')
+        self.workload_table('center512', 'JPEG max 512 -> centre crop 224 (ratio 224/256), no flip, uint8 NCHW, '
+                            'batch 256, sequential order (validation)')
         for size in (160, 192):
             self.workload_table(f'progressive{size}', f'Progressive resizing: JPEG max 256 -> RRC {size} + flip')
         if 'cifar' in d:
@@ -182,6 +208,7 @@ class Report:
                                     f"file {mib(d[name]['file_bytes'])}), {order} order",
                                     unit='samples/s', bytes_per_sample=d[name]['mean_sample_bytes'])
         self.workload_table('convert', 'Conversion: JPEG files -> .beton (JPEG max 256, quality 90)')
+        self.gil_table()
         start = self.workloads.get('start')
         if start:
             self.out("### Start: `Loader(...)` to the first batch, fresh process", "",
@@ -196,6 +223,59 @@ class Report:
                     else:
                         self.out(f"| {peer} | {kind} | not available: {r.get('error')} | |")
             self.out("")
+
+    def gil_table(self):
+        gil = self.workloads.get('gil')
+        if not gil:
+            return
+        p = gil['params']
+        rate = p['sampling_rate']
+        self.out("### GIL held by the loader per image (py-spy)", "",
+                 f"Each row: a fresh contender process (the workload's pipeline, one warm-up epoch) runs epochs "
+                 f"without a break while `py-spy record --gil --idle --threads "
+                 f"{'--nonblocking ' if p['mode'] == 'nonblocking' else ''}--rate {rate} --format raw` "
+                 f"({p.get('py_spy_version', 'py-spy')}) is attached to it for "
+                 f"{p['sampled_windows']} window{'s' * (p['sampled_windows'] > 1)} of {p['window_s']:g} s, "
+                 f"each next to an unsampled window as long (ours and the baseline of a workload take turns, "
+                 f"as in the timed rounds). py-spy records a sample only when some thread holds the GIL, "
+                 f"naming it; its samples fall at random times ({rate}/s on average), so a thread's GIL-held "
+                 f"seconds are its samples / {rate} (*unread*: samples py-spy could not read, in no thread). "
+                 f"*Loader threads*: every Python thread but the main one "
+                 f"(the loader's workers); per image: their GIL seconds / the images delivered in the sampled "
+                 f"windows; the interval is the exact 95% Poisson interval of the sample count. *Main thread*: "
+                 f"the training loop (here an empty loop over the batches) and the loader's `__next__`, as a "
+                 f"share of the time. *Ceiling*: 1 / (loader GIL seconds per image), the images/s one process "
+                 f"could not pass however many threads it had. GIL time is wall time: a thread preempted "
+                 f"while it holds the GIL still holds it, so load from other processes (*others*, cores) "
+                 f"inflates it. The images/s without and with py-spy come from the same process "
+                 f"(unsampled and sampled windows).", "",
+                 "| workload | loader | threads | loader GIL per image | 95% | target | loader samples | "
+                 "main thread GIL share (µs/image) | ceiling, images/s | images/s without / with py-spy | "
+                 "cores: loader / py-spy / others |",
+                 "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        titles = {'jpeg256': 'JPEG max 256, RRC 224', 'jpeg512': 'JPEG max 512, RRC 224',
+                  'cifar': 'CIFAR-like raw 32x32'}
+        for name, r in gil['results'].items():
+            head = (f"| {titles.get(r.get('workload'), r.get('workload'))} | {r.get('contender')} | "
+                    f"{r.get('threads')} |")
+            target = f"<= {r['target_us']:g} µs" if r.get('target_us') else '-'
+            if r.get('gil_us_per_image') is None:
+                self.out(head + f" not available: {str(r.get('error')).replace('|', '/')} |" + ' |' * 7)
+                continue
+            lo, hi = r['gil_us_per_image_95']
+            self.out(head + f" {r['gil_us_per_image']:.1f} µs | {lo:.1f}-{hi:.1f} | {target} | "
+                     f"{r['loader_samples']} of {r['expected_samples']:,.0f}"
+                     + (f", {r['pyspy_errors']} unread" if r.get('pyspy_errors') else '') + " | "
+                     f"{r['main_gil_share']:.1%} ({r['main_us_per_image']:.1f}) | {fmt_rate(r['ceiling_rate'])} | "
+                     f"{fmt_rate(r['rate_unsampled'])} / {fmt_rate(r['rate_sampled'])} "
+                     f"({-r['slowdown']:+.0%}) | {r['contender_cores']:.2f} / {r['pyspy_cores']:.2f} / "
+                     f"{r['others_cores']:.2f} |")
+        hot = [(name, r) for name, r in gil['results'].items() if r.get('hot')]
+        if hot:
+            self.out("", "Where the loader threads held the GIL (innermost Python frame, samples), per row:", "")
+            for name, r in hot:
+                self.out(f"- {name}: " + '; '.join(f"`{frame}` {n}" for frame, n in r['hot'][:5]))
+        self.out("")
 
     # ------------------------------------------------------------------ plots
 

@@ -10,7 +10,9 @@ Every workload runs its contenders each in its own fresh process (peers in their
 virtual environments), warms each up with one epoch, then times them in ``--rounds``
 interleaved rounds (see ``harness.py``): figures are medians of rounds and every ratio is
 between contenders of the same run. A peer that cannot be set up here is recorded with the
-reason, never dropped. Nothing here asserts a time.
+reason, never dropped. Nothing here asserts a time. The ``gil`` workload is no race: it
+samples our loader (and the ``--baseline`` tree) with ``py-spy record --gil`` for the GIL
+its threads hold per image (``harness.gil_profiles``; see ``benchmarks/README.md``).
 """
 import argparse
 import datetime
@@ -28,10 +30,11 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from harness import Contender, all_cores, cpu_model, run_once, run_rounds  # noqa: E402
+from harness import Contender, all_cores, cpu_model, gil_profiles, run_once, run_rounds  # noqa: E402
 from contenders.ceiling import sample_sizes, stored_jpegs  # noqa: E402
 
-WORKLOADS = ('jpeg256', 'jpeg512', 'progressive', 'cifar', 'arrays', 'convert', 'start')
+WORKLOADS = ('jpeg256', 'jpeg512', 'center512', 'progressive', 'cifar', 'arrays', 'convert', 'start', 'gil')
+GIL_TARGET_US = 3.0  # the goal: the loader's threads hold the GIL at most this long per JPEG image
 CIFAR_IMAGES = 50_000
 ARRAYS = {  # name: (kind, samples, per-sample shape or byte range, batch size)
     'ndarray_3KiB': ('ndarray', 100_000, (768,), 1024),
@@ -254,6 +257,69 @@ def beton_facts(beton, field):
     return facts
 
 
+# --------------------------------------------------------------------------- the GIL rows
+
+def pyspy_version(pyspy):
+    try:
+        return subprocess.run([pyspy, '--version'], capture_output=True, text=True, timeout=60).stdout.strip()
+    except (OSError, TypeError, subprocess.SubprocessError) as e:
+        return f"not usable: {e}"
+
+
+def gil_workload(args, peers, workloads, save, data, paths, beton256, beton512, N):
+    """The ``gil`` rows: GIL held by the loader's threads per image, and the main thread's share
+    of the GIL, sampled with ``py-spy record --gil`` (``harness.gil_profiles``); ours and the
+    ``--baseline`` tree, on the JPEG 256 (N and 1 threads), JPEG 512 and CIFAR-like workloads."""
+    mode = 'blocking' if args.gil_blocking else 'nonblocking'
+    log(f"\n== gil: py-spy record --gil --rate {args.gil_rate} ({mode}); {args.gil_windows} rounds of an unsampled "
+        f"and a sampled window of {args.gil_seconds:g} s per contender")
+    t0 = time.perf_counter()
+    cifar_beton, _npz = cifar_like(args.cache_dir, paths)
+    data.setdefault('cifar', beton_facts(cifar_beton, 'image'))
+    jpeg = dict(batch_size=256, output_size=224, seed=0, order='RANDOM')
+    rows = []  # (workload, spec, threads, target)
+    for threads in sorted({N, 1}, reverse=True):
+        rows.append(('jpeg256', dict(jpeg, beton=beton256, workers=threads), threads, 'ffcv_api:JpegRRC'))
+    rows.append(('jpeg512', dict(jpeg, beton=beton512, workers=N), N, 'ffcv_api:JpegRRC'))
+    rows.append(('cifar', dict(beton=cifar_beton, batch_size=512, workers=N, seed=0, order='RANDOM'), N,
+                 'ffcv_api:CifarRaw'))
+    results = {}
+    params = {'sampling_rate': args.gil_rate, 'window_s': args.gil_seconds, 'sampled_windows': args.gil_windows,
+              'mode': mode, 'target_us': GIL_TARGET_US,
+              'py_spy': args.py_spy, 'py_spy_version': pyspy_version(args.py_spy) if args.py_spy else 'not found'}
+    workloads['gil'] = {'params': params, 'results': results}
+    for workload, spec, threads, target in rows:
+        # ours and the baseline on the same workload measured together, their windows interleaved
+        suffix = f"{threads} thread{'s' * (threads > 1)}"
+        log(f"  -- {workload}, {suffix}")
+        group = []
+        for peer, label in (('ours', 'ours'), ('baseline', 'ours, baseline')):
+            if peer not in peers:
+                continue
+            name = f"{workload}, {label}, {suffix}"
+            results[name] = {'workload': workload, 'contender': label, 'threads': threads,
+                             'target_us': GIL_TARGET_US if workload.startswith('jpeg') else None}
+            if peers[peer].unavailable:
+                results[name]['error'] = f"{peer} {peers[peer].unavailable}"
+            else:
+                group.append((name, peers[peer].python, target, spec))
+        measured = gil_profiles(group, seconds=args.gil_seconds, sampled_windows=args.gil_windows,
+                                rate=args.gil_rate, timeout=args.timeout, pyspy=args.py_spy,
+                                nonblocking=not args.gil_blocking, log=log)
+        for name, r in measured.items():
+            results[name].update(r)
+            if 'error' in r:
+                log(f"  {name}: n/a: {r['error']}")
+            else:
+                lo, hi = r['gil_us_per_image_95']
+                log(f"  {name}: loader threads {r['gil_us_per_image']:.1f} us of GIL per image (95% {lo:.1f}-{hi:.1f}, "
+                    f"{r['loader_samples']} samples), main thread {r['main_gil_share']:.1%} of the time; "
+                    f"{r['rate_unsampled']:,.0f} images/s unsampled, {r['rate_sampled']:,.0f} sampled; "
+                    f"others used {r['others_cores']:.2f} cores")
+        workloads['gil']['seconds'] = time.perf_counter() - t0
+        save()
+
+
 # --------------------------------------------------------------------------- the workloads
 
 def main():
@@ -268,6 +334,15 @@ def main():
                                                               os.path.expanduser('~/.cache/ffcv-benchmarks')))
     parser.add_argument('--out', default=os.path.join(HERE, 'results', 'latest.json'))
     parser.add_argument('--timeout', type=int, default=900)
+    parser.add_argument('--gil-seconds', type=float, default=5.0,
+                        help='gil: seconds per window (default 5)')
+    parser.add_argument('--gil-windows', type=int, default=2,
+                        help='gil: rounds, each an unsampled and a sampled window per contender (default 2)')
+    parser.add_argument('--gil-rate', type=int, default=200, help='gil: py-spy samples per second (default 200)')
+    parser.add_argument('--gil-blocking', action='store_true',
+                        help="gil: py-spy's default mode, which stops the process at each sample (default: "
+                             "--nonblocking; see harness.gil_profiles for why)")
+    parser.add_argument('--py-spy', default=shutil.which('py-spy'), help='gil: the py-spy executable (default: PATH)')
     parser.add_argument('--baseline', metavar='PYTHON',
                         help="also run this project's loader contenders under PYTHON, a venv holding another "
                              "checkout of it (e.g. before a change), as 'ours, baseline'")
@@ -343,18 +418,29 @@ def main():
             'peers': {name: {'versions': p.versions, 'unavailable': p.unavailable} for name, p in peers.items()}}
 
     try:
-        needs256 = {'jpeg256', 'progressive', 'start'} & set(wanted)
+        needs256 = {'jpeg256', 'progressive', 'start', 'gil'} & set(wanted)
         beton256 = jpeg_beton(args.cache_dir, root, paths, 256) if needs256 else None
         if beton256:
             data['jpeg256'] = beton_facts(beton256, 'image')
         if 'jpeg256' in wanted:
             run('jpeg256', {'max_resolution': 256, 'output_size': 224, 'batch_size': 256},
                 image_contenders(beton256, 224, with_dataloader=True, with_one_thread=True))
-        if 'jpeg512' in wanted:
+        if {'jpeg512', 'center512', 'gil'} & set(wanted):
             beton512 = jpeg_beton(args.cache_dir, root, paths, 512)
             data['jpeg512'] = beton_facts(beton512, 'image')
+        if 'jpeg512' in wanted:
             run('jpeg512', {'max_resolution': 512, 'output_size': 224, 'batch_size': 256},
                 image_contenders(beton512, 224))
+        if 'center512' in wanted:
+            # validation: centre crop, no flip, files in order; on the JPEG 512 workload's file
+            spec = dict(beton=beton512, batch_size=256, workers=N, output_size=224, ratio=224 / 256, seed=0,
+                        order='SEQUENTIAL')
+            run('center512', {'max_resolution': 512, 'output_size': 224, 'ratio': 224 / 256, 'batch_size': 256,
+                              'order': 'SEQUENTIAL'},
+                [contender('ours', 'ours', 'ffcv_api:JpegCenterCrop', spec)]
+                + ([contender('ours, baseline', 'baseline', 'ffcv_api:JpegCenterCrop', spec)]
+                   if 'baseline' in peers else [])
+                + [contender('FFCV 1.0.2', 'ffcv102', 'ffcv_api:JpegCenterCrop', spec)])
         if 'progressive' in wanted:
             for size in (160, 192):
                 run(f'progressive{size}', {'max_resolution': 256, 'output_size': size, 'batch_size': 256},
@@ -410,6 +496,8 @@ def main():
                                                f"of imports" if 'first_batch_s' in r else f"n/a: {r.get('error')}"))
             workloads['start'] = {'params': spec, 'results': start}
             save()
+        if 'gil' in wanted:
+            gil_workload(args, peers, workloads, save, data, paths, beton256, beton512, N)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     meta['seconds'] = time.perf_counter() - started

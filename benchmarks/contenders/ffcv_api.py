@@ -11,7 +11,7 @@ import os
 import time
 
 import numpy as np
-from harness import timed_epoch, timed_warmup
+from harness import timed_epoch, timed_until, timed_warmup
 
 IMPORTS = ['torch', 'ffcv.loader', 'ffcv.fields.decoders', 'ffcv.transforms']
 CIFAR_MEAN = np.array([125.307, 122.961, 113.8575])
@@ -39,6 +39,10 @@ class _LoaderContender:
     def epoch(self):
         return timed_epoch(self.loader)
 
+    def run_until(self, stop_file, max_seconds):
+        """Epochs without a break until the parent says stop (the GIL sampling of ``harness.gil_profile``)."""
+        return timed_until(self.loader, stop_file, max_seconds)
+
 
 class JpegRRC(_LoaderContender):
     """RandomResizedCrop to ``output_size`` + flip, uint8 NCHW (FFCV's ImageNet recipe on the CPU)."""
@@ -48,6 +52,19 @@ class JpegRRC(_LoaderContender):
         from ffcv.transforms import RandomHorizontalFlip, ToTensor, ToTorchImage
         size = self.spec['output_size']
         return {'image': [RandomResizedCropRGBImageDecoder((size, size)), RandomHorizontalFlip(),
+                          ToTensor(), ToTorchImage()],
+                'label': [IntDecoder(), ToTensor()]}
+
+
+class JpegCenterCrop(_LoaderContender):
+    """Validation: centre crop of ``spec['ratio']`` (224/256) of the short side, resized to
+    ``output_size``, no flip, uint8 NCHW (FFCV's ImageNet validation recipe on the CPU)."""
+
+    def pipelines(self):
+        from ffcv.fields.decoders import CenterCropRGBImageDecoder, IntDecoder
+        from ffcv.transforms import ToTensor, ToTorchImage
+        size = self.spec['output_size']
+        return {'image': [CenterCropRGBImageDecoder((size, size), ratio=self.spec['ratio']),
                           ToTensor(), ToTorchImage()],
                 'label': [IntDecoder(), ToTensor()]}
 

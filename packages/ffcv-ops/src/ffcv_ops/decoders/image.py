@@ -1,15 +1,16 @@
 """Image decoders: whole images, random resized crops, center crops.
 
-Each worker thread decodes its part of the batch: JPEG through libjpeg-turbo (simplejpeg)
-into a scratch buffer reused for the whole chunk, PNG (and any JPEG simplejpeg refuses)
-through OpenCV, raw images straight from storage; each crop is resized by OpenCV directly
-into the batch buffer. All of these release the GIL. Crop boxes come from a compiled kernel
-drawing from (seed, sample index).
+Each worker thread decodes its chunk of the batch in one compiled call without the GIL
+(``kernels/image_chunks.py``): JPEGs through libjpeg-turbo's C API (``ffcv_ops.libjpeg``),
+only the part of each image its crop needs and, for crops shrunk 2x or more, at a reduced
+scale; raw images straight from storage; each crop resized into its row of the batch. The
+crop boxes come from a compiled kernel drawing from (seed, sample index).
 
-Why simplejpeg and not only ``cv2.imdecode``: imdecode allocates its output through
-numpy (taking the GIL) for every image; decoding into a reused buffer was 15-25% faster
-per image and kept two threads at the rate of two separate processes (measured with
-the jpeg256 workload of benchmarks/suite.py, see the issue notes).
+What the compiled path leaves (PNG, four channels, a JPEG libjpeg refuses or warns
+about, every image when the library is not usable) goes through the per-image path:
+simplejpeg into a scratch buffer reused for the chunk, else OpenCV, and ``cv2.resize``
+into the batch row. It decodes leniently what can be decoded and names the sample
+otherwise, as before.
 """
 import math
 from dataclasses import replace
