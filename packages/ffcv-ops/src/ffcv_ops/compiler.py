@@ -1,4 +1,8 @@
 """Compiling operations' code with numba (FFCV 1.0's ``Compiler``)."""
+import gc
+import sys
+import threading
+
 import numba
 from numba import prange
 
@@ -63,3 +67,99 @@ class Compiler:
         """
         cls._iterator_requested = True
         return prange if cls.is_enabled else range
+
+
+# ---------------------------------------------------------------- numba's start-up
+
+_initialized = False
+_init_lock = threading.Lock()
+
+
+def initialize_numba():
+    """Do now, once per process, what numba does before its first compilation or its first
+    load of a cached kernel: set up its CPU target (about 40 modules of implementations, and
+    its runtime). A loader's first batch waited 0.4-0.6 s for it (JPEG 256 workload, warm
+    numba cache, 2 cores), far more than loading the kernels (0.4 ms + 0.04 ms per KiB of a
+    kernel's cached code, 2-4 ms for most). Two parts are done differently, which together
+    halved the time to that first batch (0.50 -> 0.27 s):
+
+    - numba imports ``scipy.linalg`` (0.15-0.3 s) only to decide whether its
+      ``np.correlate``/``np.convolve`` may call a BLAS dot: the decision is deferred to when
+      numba first compiles one of them (:class:`_DeferredBlasCheck`), with the same outcome;
+    - the garbage collector is paused meanwhile (and left as it was): the objects numba
+      makes set off a full collection, 0.1-0.2 s with torch loaded. They are collected with
+      the young generations afterwards.
+
+    Everything else runs as numba runs it. Thread-safe; returns when numba is ready (at
+    once after the first call). ``Pipeline.declare`` calls it: a loader does it when it is
+    made, after starting what can run beside it (epoch 0's order).
+    """
+    global _initialized
+    if _initialized:
+        return
+    with _init_lock:
+        if _initialized:
+            return
+        from numba.core.compiler_lock import global_compiler_lock
+        from numba.core.registry import cpu_target
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            with global_compiler_lock:
+                _defer_blas_check()
+                cpu_target.target_context.refresh()
+        finally:
+            if collecting:
+                gc.enable()
+        _initialized = True
+
+
+class _DeferredBlasCheck:
+    """Stands for ``numba.np.arraymath._HAVE_BLAS`` (a bool numba computes when that module
+    is imported, by importing ``scipy.linalg.cython_blas``): the same test, run the first
+    time numba reads it (``if not _HAVE_BLAS``, when it compiles np.correlate/np.convolve)."""
+
+    def __init__(self, check):
+        self._check = check
+        self._value = None
+
+    def __bool__(self):
+        if self._value is None:
+            try:
+                self._check()
+                self._value = True
+            except ImportError:
+                self._value = False
+        return self._value
+
+    def __repr__(self):
+        return f"_DeferredBlasCheck({'undecided' if self._value is None else self._value})"
+
+
+def _defer_blas_check():
+    """Import ``numba.np.arraymath`` without its import-time BLAS check (which imports
+    scipy.linalg), then put a :class:`_DeferredBlasCheck` in its place. Does nothing when
+    numba already made the check, when scipy's BLAS module is already imported (the check
+    is then free), or when numba's code is not as expected (another numba version)."""
+    if 'numba.np.arraymath' in sys.modules or 'scipy.linalg.cython_blas' in sys.modules:
+        return
+    try:
+        from numba.np import linalg
+    except Exception:   # pragma: no cover - another numba layout: leave numba as it is
+        return
+    check = getattr(linalg, 'ensure_blas', None)
+    if check is None:   # pragma: no cover
+        return
+
+    def undecided():
+        raise ImportError("ffcv: numba's BLAS check is deferred")
+
+    linalg.ensure_blas = undecided
+    try:
+        from numba.np import arraymath
+    finally:
+        linalg.ensure_blas = check
+    if getattr(arraymath, 'ensure_blas', None) is undecided:
+        arraymath.ensure_blas = check
+        if getattr(arraymath, '_HAVE_BLAS', None) is False:
+            arraymath._HAVE_BLAS = _DeferredBlasCheck(check)

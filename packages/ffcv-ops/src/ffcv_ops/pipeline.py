@@ -14,7 +14,7 @@ from ffcv_format.errors import in_context
 
 from .adapter import build_operations, decoder_call, transform_call
 from .allocation_query import AllocationQuery
-from .compiler import Compiler
+from .compiler import Compiler, initialize_numba
 from .decoders import Decoder
 from .kernels.random import derive_seed, stream_seed
 from .operation import Operation
@@ -89,6 +89,7 @@ class Pipeline:
 
     def declare(self):
         """Ask every operation for its output state and memory; returns the allocations."""
+        initialize_numba()   # once per process, before any operation loads a kernel (see its docstring)
         state = initial_state()
         states, allocations, shared = [], [], []
         for op in self.operations:
