@@ -13,6 +13,7 @@ into the batch row. It decodes leniently what can be decoded and names the sampl
 otherwise, as before.
 """
 import math
+import threading
 from dataclasses import replace
 
 import cv2
@@ -24,7 +25,8 @@ from ..allocation_query import AllocationQuery
 from ..kernels.copy import gather_fixed
 from ..kernels.crop import center_crop_boxes, random_resized_crop_boxes
 from ..kernels.area_box import area_box_scratch_size
-from ..kernels.image_chunks import decode_resized_crops, decode_whole_images
+from ..kernels.image_chunks import (BOXES_CENTER, BOXES_GIVEN, BOXES_RANDOM_RESIZED, decode_chunk,
+                                    decode_resized_crops, decode_whole_images, make_workspace)
 from ..kernels.images import BAD_IMAGE, MODE_JPEG, MODE_PNG, MODE_RAW, WRONG_CHANNELS, locate_images
 from ..kernels.jpeg import CONTEXT_BYTES
 from ..kernels.resize import resize_area_scratch_size
@@ -63,10 +65,7 @@ class _ImageDecoder(Decoder):
 
         The metadata columns are views on the file: nothing is copied for the whole field
         (which for 10^8 samples would be gigabytes at every start)."""
-        meta = self.metadata
-        if self._columns is None or self._columns[0] is not meta:
-            self._columns = (meta, (meta['mode'], meta['height'], meta['width'], meta['data_ptr']))
-        columns = self._columns[1]
+        columns = self._metadata_columns()
         n = indices.shape[0]
         modes = np.empty(n, columns[0].dtype)
         heights = np.empty(n, np.int64)
@@ -117,6 +116,14 @@ class _ImageDecoder(Decoder):
             if (height, width) != (int(heights[i]), int(widths[i])):
                 raise FormatError(f"sample {int(indices[i])}: its metadata says its image is {int(widths[i])}x"
                                   f"{int(heights[i])} pixels, the stored image is {width}x{height} (corrupted file?)")
+
+    def _metadata_columns(self):
+        """The metadata's (mode, height, width, data_ptr) columns, as views made once per
+        metadata (a structured array's field is a new view each time it is asked for)."""
+        meta = self.metadata
+        if self._columns is None or self._columns[0] is not meta:
+            self._columns = (meta, (meta['mode'], meta['height'], meta['width'], meta['data_ptr']))
+        return self._columns[1]
 
     @property
     def channels(self):
@@ -290,6 +297,11 @@ class ResizedCropRGBImageDecoder(_ImageDecoder):
     def _boxes(self, heights, widths, indices, seed, out):
         raise NotImplementedError(f"{type(self).__name__} must define _boxes() or get_crop_generator")
 
+    def _box_rule(self):
+        """(kind, parameters) of the boxes for ``kernels.image_chunks.decode_chunk``, which draws
+        them itself; ``BOXES_GIVEN``: ``_boxes`` is called from Python."""
+        return BOXES_GIVEN, None
+
     def generate_code(self):
         channels = self.channels
         decode_one = self._decode_one
@@ -325,9 +337,37 @@ class ResizedCropRGBImageDecoder(_ImageDecoder):
                     cv2.resize(image[top:top + h, left:left + w], size, dst=destination[i],
                                interpolation=interpolation)
 
-        def decode(indices, destination, metadata, storage_state, seed=0):
-            data = storage_state[0]
+        box_kind, box_parameters = self._box_rule() if generator is None else (BOXES_GIVEN, None)
+        columns = self._metadata_columns()
+        workspaces = threading.local()    # one per worker thread: it holds a decompressor
+
+        def decode_in_one_call(indices, destination, storage_state, seed):
+            """Built-in boxes: metadata, boxes, decode, crop and resize in one compiled call."""
             n = indices.shape[0]
+            boxes = np.empty((n, 4), dtype=np.int64)
+            status = np.empty(n, np.uint8)
+            workspace = getattr(workspaces, 'workspace', None)
+            if workspace is None:
+                workspace = workspaces.workspace = make_workspace(1 << 20, library.functions, library.handlers)
+            while True:
+                row, code, needed, left_out = decode_chunk(workspace, columns, indices, storage_state, channels,
+                                                           box_kind, box_parameters, np.uint64(seed), max_denom,
+                                                           boxes, destination, status)
+                if not needed:
+                    break
+                workspace = workspaces.workspace = make_workspace(needed + needed // 4, library.functions,
+                                                                  library.handlers)
+            if code or left_out:   # a problem to name (raised by locate), or images for the Python path
+                modes, heights, widths, starts, sizes, largest = locate(indices, storage_state)
+                decode_each(indices, np.flatnonzero(status).tolist(), destination, storage_state[0], modes, heights,
+                            widths, starts, sizes, boxes, np.empty(largest, np.uint8))
+            return destination
+
+        def decode(indices, destination, metadata, storage_state, seed=0):
+            n = indices.shape[0]
+            if library is not None and n and box_kind != BOXES_GIVEN:
+                return decode_in_one_call(indices, destination, storage_state, seed)
+            data = storage_state[0]
             modes, heights, widths, starts, sizes, largest = locate(indices, storage_state)
             boxes = np.empty((n, 4), dtype=np.int64)
             boxes_of(heights, widths, indices, seed, boxes)
@@ -378,6 +418,12 @@ class RandomResizedCropRGBImageDecoder(ResizedCropRGBImageDecoder):
                                   self.scale[0], self.scale[1],
                                   math.log(self.ratio[0]), math.log(self.ratio[1]), out)
 
+    def _box_rule(self):
+        if type(self)._boxes is not RandomResizedCropRGBImageDecoder._boxes:
+            return BOXES_GIVEN, None      # a subclass with its own rule
+        return BOXES_RANDOM_RESIZED, np.array([self.scale[0], self.scale[1], math.log(self.ratio[0]),
+                                               math.log(self.ratio[1])])
+
     def __repr__(self):
         return (f"{type(self).__name__}(output_size={self.output_size}, scale={self.scale}, "
                 f"ratio={self.ratio}{self._scaled_decoding_repr()})")
@@ -399,6 +445,11 @@ class CenterCropRGBImageDecoder(ResizedCropRGBImageDecoder):
 
     def _boxes(self, heights, widths, indices, seed, out):
         center_crop_boxes(heights, widths, self.ratio, out)
+
+    def _box_rule(self):
+        if type(self)._boxes is not CenterCropRGBImageDecoder._boxes:
+            return BOXES_GIVEN, None
+        return BOXES_CENTER, np.array([self.ratio, 0.0, 0.0, 0.0])
 
     def __repr__(self):
         return (f"{type(self).__name__}(output_size={self.output_size}, ratio={self.ratio}"

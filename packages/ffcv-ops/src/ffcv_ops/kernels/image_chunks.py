@@ -11,13 +11,14 @@ per-image Python path, which decodes it as before or says what is wrong with it.
 import numpy as np
 from numba import njit
 
+from .area_box import area_box, area_box_scratch_size
 from .copy import copy_bytes
-from .images import MODE_JPEG, MODE_RAW
-from .area_box import area_box
-from .jpeg import (CROP_X, JCS_GRAYSCALE, JCS_RGB, NOT_HERE, OK, close_decompressor, decode_region, end_image,
-                   open_decompressor, scale_for)
+from .crop import center_crop_boxes, random_resized_crop_boxes
+from .images import MODE_JPEG, MODE_RAW, locate_images
+from .jpeg import (CONTEXT_BYTES, CROP_X, FUNCTION_NAMES, JCS_GRAYSCALE, JCS_RGB, NOT_HERE, OK, close_decompressor,
+                   decode_region, end_image, open_decompressor, scale_for)
 from .native import load_u32
-from .resize import resize_area
+from .resize import resize_area, resize_area_scratch_size
 
 
 @njit(nogil=True, cache=True)
@@ -155,3 +156,79 @@ def decode_whole_images(functions, handlers, context, data, modes, starts, sizes
     if opened:
         close_decompressor(functions_at, context_at)
     return left_out
+
+
+#: how a chunk's crop boxes are chosen: given by the caller, random resized crops, centre crops
+BOXES_GIVEN, BOXES_RANDOM_RESIZED, BOXES_CENTER = 0, 1, 2
+#: a workspace starts with the decompressor's context, then the function and handler tables
+_FUNCTIONS = len(FUNCTION_NAMES)
+_TABLES_AT = CONTEXT_BYTES
+WORKSPACE_HEADER = CONTEXT_BYTES + 8 * 16
+_ALIGN = 64
+
+
+def make_workspace(nbytes: int, functions: np.ndarray, handlers: np.ndarray) -> np.ndarray:
+    """A uint8 workspace for :func:`decode_chunk` of at least ``nbytes`` bytes, its header
+    holding libjpeg's function and handler tables (one per thread: it holds the decompressor)."""
+    workspace = np.zeros(max(int(nbytes), WORKSPACE_HEADER + _ALIGN), np.uint8)
+    tables = workspace[_TABLES_AT:WORKSPACE_HEADER].view(np.uint64)
+    tables[:len(functions)] = functions
+    tables[len(functions):len(functions) + len(handlers)] = handlers
+    return workspace
+
+
+@njit(nogil=True, cache=True)
+def _aligned(n):
+    return (n + _ALIGN - 1) // _ALIGN * _ALIGN
+
+
+@njit(nogil=True, cache=True)
+def decode_chunk(workspace, columns, indices, state, channels, box_kind, box_parameters, seed, max_denom, boxes,
+                 destination, status):
+    """A chunk of a crop decoder in one call: its metadata gathered and checked
+    (``images.locate_images``), its crop boxes drawn (``box_kind``: random resized crops with
+    ``box_parameters`` = (scale min, scale max, log ratio min, log ratio max) and ``seed``,
+    or centre crops of ``box_parameters[0]`` of the shorter side; written to ``boxes``),
+    and :func:`decode_resized_crops`. ``columns``: the field's (mode, height, width,
+    data_ptr) metadata columns; ``workspace``: from :func:`make_workspace`.
+
+    Returns ``(row, code, needed, left_out)``: a metadata problem of row ``row`` (``code``
+    non-zero: nothing was decoded), or a workspace too small (``needed`` bytes; nothing
+    was decoded), or how many images were left to the caller (``status``)."""
+    n = indices.shape[0]
+    modes = np.empty(n, np.uint8)
+    heights = np.empty(n, np.int64)
+    widths = np.empty(n, np.int64)
+    ptrs = np.empty(n, np.uint64)
+    starts = np.empty(n, np.int64)
+    sizes = np.empty(n, np.int64)
+    row, code, largest = locate_images(columns[0], columns[1], columns[2], columns[3], indices, channels, state,
+                                       modes, heights, widths, ptrs, starts, sizes)
+    if code != 0:
+        return row, code, 0, 0
+    widest = 1
+    highest = 1
+    for i in range(n):
+        widest = max(widest, widths[i])
+        highest = max(highest, heights[i])
+    out_height = destination.shape[1]
+    out_width = destination.shape[2]
+    pixels_at = WORKSPACE_HEADER
+    resize_at = _aligned(pixels_at + largest)
+    area_at = _aligned(resize_at + 4 * resize_area_scratch_size(widest, out_width, channels))
+    area_elements = area_box_scratch_size(widest, highest, out_height, out_width, channels) if max_denom > 1 else 1
+    needed = _aligned(area_at + 4 * area_elements)
+    if workspace.shape[0] < needed:
+        return -1, 0, needed, 0
+    if box_kind == BOXES_RANDOM_RESIZED:
+        random_resized_crop_boxes(heights, widths, indices, seed, box_parameters[0], box_parameters[1],
+                                  box_parameters[2], box_parameters[3], boxes)
+    elif box_kind == BOXES_CENTER:
+        center_crop_boxes(heights, widths, box_parameters[0], boxes)
+    tables = workspace[_TABLES_AT:WORKSPACE_HEADER].view(np.uint64)
+    left_out = decode_resized_crops(tables[:_FUNCTIONS], tables[_FUNCTIONS:_FUNCTIONS + 3], workspace[:CONTEXT_BYTES].view(np.uint64), state[0],
+                                    modes, starts, sizes, heights, widths, boxes, channels, max_denom,
+                                    workspace[pixels_at:pixels_at + max(largest, 1)],
+                                    workspace[resize_at:area_at].view(np.float32),
+                                    workspace[area_at:needed].view(np.float32), destination, status)
+    return -1, 0, 0, left_out
