@@ -19,7 +19,7 @@ import gc, json, sys
 scipy_before = 'scipy.linalg' in sys.modules
 from numba.core.registry import CPUDispatcher
 from ffcv_loader import Loader, OrderOption
-from ffcv_ops import (IntDecoder, RandomHorizontalFlip, RandomResizedCropRGBImageDecoder, ToTensor,
+from ffcv_ops import (Cutout, IntDecoder, RandomHorizontalFlip, RandomResizedCropRGBImageDecoder, ToTensor,
                       ToTorchImage)
 
 def loaded_kernels():
@@ -32,10 +32,11 @@ def loaded_kernels():
     return sorted(found)
 
 loader = Loader(sys.argv[1], batch_size=16, num_workers=2, order=OrderOption.RANDOM, seed=0,
-                pipelines={'image': [RandomResizedCropRGBImageDecoder((32, 32)), RandomHorizontalFlip(),
+                pipelines={'image': [RandomResizedCropRGBImageDecoder((32, 32)), Cutout(8), RandomHorizontalFlip(),
                                      ToTensor(), ToTorchImage()],
                            'label': [IntDecoder(), ToTensor()]})
-flip_code = loader.code[0][1]        # RandomHorizontalFlip's code: the kernels it calls
+# RandomHorizontalFlip's code: the kernels it calls (after Cutout: not fused into the decoder's call)
+flip_code = loader.code[0][2]
 flip_kernels = [flip_code.__globals__[name] for name in flip_code.__code__.co_names
                 if isinstance(flip_code.__globals__.get(name), CPUDispatcher)]
 

@@ -383,3 +383,45 @@ def test_basic_decoder_subclass_decodes_a_custom_scalar_field(tmp_path):
     assert out[:, 0].tolist() == (indices * 600).tolist()
     with pytest.raises(TypeError, match='BasicDecoder subclass sets one'):
         run_pipeline(reader, 'mm', [BasicDecoder()], indices)
+
+
+class _GivenBoxesRRC(RandomResizedCropRGBImageDecoder):
+    """The same boxes through the Python hook: no one-call path, so no fused flip."""
+
+    def _boxes(self, heights, widths, indices, seed, out):
+        super()._boxes(heights, widths, indices, seed, out)
+
+
+@pytest.mark.parametrize('flip_prob', [0.5, 1.0])
+def test_a_flip_fused_into_the_crop_decoder_gives_what_the_two_steps_give(jpeg_file, flip_prob):
+    from ffcv_ops import RandomHorizontalFlip
+    indices = shuffled(40, 12)
+    fused_ops = [RandomResizedCropRGBImageDecoder((24, 20)), RandomHorizontalFlip(flip_prob)]
+    pipeline = make_pipeline(jpeg_file, 'image', fused_ops)
+    pipeline.declare()
+    pipeline.generate()
+    assert pipeline._fused_next      # the flip runs inside the decoder's call
+    fused = run_pipeline(jpeg_file, 'image', fused_ops, indices, seed=3, epoch=1)
+    separate_ops = [_GivenBoxesRRC((24, 20)), RandomHorizontalFlip(flip_prob)]
+    pipeline = make_pipeline(jpeg_file, 'image', separate_ops)
+    pipeline.declare()
+    pipeline.generate()
+    assert not pipeline._fused_next
+    separate = run_pipeline(jpeg_file, 'image', separate_ops, indices, seed=3, epoch=1)
+    unflipped = run_pipeline(jpeg_file, 'image', [RandomResizedCropRGBImageDecoder((24, 20))], indices, seed=3,
+                             epoch=1)
+    np.testing.assert_array_equal(fused, separate)
+    flipped = [not np.array_equal(a, b) for a, b in zip(fused, unflipped)]
+    assert all(flipped) if flip_prob == 1.0 else 5 < sum(flipped) < 35
+
+
+def test_a_fused_flip_also_flips_what_the_python_path_decodes(channels_file):
+    from ffcv_ops import RandomHorizontalFlip
+    indices = shuffled(24, 13)
+    fused = run_pipeline(channels_file, 'rgb_png', [RandomResizedCropRGBImageDecoder((12, 10)),
+                                                    RandomHorizontalFlip(0.5)], indices, seed=2)
+    separate = run_pipeline(channels_file, 'rgb_png', [_GivenBoxesRRC((12, 10)), RandomHorizontalFlip(0.5)],
+                            indices, seed=2)
+    unflipped = run_pipeline(channels_file, 'rgb_png', [RandomResizedCropRGBImageDecoder((12, 10))], indices, seed=2)
+    np.testing.assert_array_equal(fused, separate)
+    assert 3 < sum(not np.array_equal(a, b) for a, b in zip(fused, unflipped)) < 21

@@ -81,6 +81,7 @@ class Pipeline:
             decoder.page_size = page_size
         self.steps: List[_Step] = []
         self._generated = False
+        self._fused_next = False
         self.states: List[State] = []
         self.allocations: List[Optional[AllocationQuery]] = []
         self.shared_allocations: List[Optional[AllocationQuery]] = []
@@ -140,8 +141,24 @@ class Pipeline:
                 else:
                     step.parallel = op.is_parallel if op.is_parallel is not None else used_iterator
             steps.append(step)
+        self._fuse(steps)
         self.steps = steps
         self._generated = True
+
+    def _fuse(self, steps):
+        """Let the decoder take over the operation after it where it can do both in one
+        compiled call (``Decoder.fused_with``: a flip after a crop decoder). The decoder's call
+        then takes that operation's seed too, and the operation's own step passes its input on."""
+        self._fused_next = False
+        fuse = getattr(steps[0].op, 'fused_with', None)
+        if fuse is None or len(steps) < 2 or not (steps[0].parallel and steps[1].parallel) \
+                or self.shared_allocations[1] is not None:
+            return
+        fused = fuse(steps[1].op)
+        if fused is not None:
+            steps[0].call = fused
+            steps[1].call = _pass_on
+            self._fused_next = True
 
     @property
     def parallel_length(self):
@@ -208,8 +225,12 @@ class Pipeline:
         chunk = indices[lo:hi]
         steps = self.steps
         buffer = buffers[0]
-        x = steps[0].call(chunk, None if buffer is None else buffer[lo:hi], self.metadata, storage_state,
-                          seeds[0])
+        if self._fused_next:
+            x = steps[0].call(chunk, None if buffer is None else buffer[lo:hi], self.metadata, storage_state,
+                              seeds[0], seeds[1])
+        else:
+            x = steps[0].call(chunk, None if buffer is None else buffer[lo:hi], self.metadata, storage_state,
+                              seeds[0])
         for k in range(1, self.parallel_length):
             buffer = buffers[k]
             x = steps[k].call(x, None if buffer is None else buffer[lo:hi], chunk, seeds[k])
@@ -227,6 +248,11 @@ class Pipeline:
 
     def __repr__(self):
         return f"Pipeline({self.name!r} <- {self.source!r}: {self.operations!r})"
+
+
+def _pass_on(inputs, destination, indices, seed):
+    """The step of an operation fused into the decoder's call (``Pipeline._fuse``)."""
+    return inputs
 
 
 def _same_view(a, b):

@@ -28,7 +28,9 @@ from ..kernels.area_box import area_box_scratch_size
 from ..kernels.image_chunks import (BOXES_CENTER, BOXES_GIVEN, BOXES_RANDOM_RESIZED, decode_chunk,
                                     decode_resized_crops, decode_whole_images, make_workspace)
 from ..kernels.images import BAD_IMAGE, MODE_JPEG, MODE_PNG, MODE_RAW, WRONG_CHANNELS, locate_images
+from ..kernels.augment import flip_draws
 from ..kernels.jpeg import CONTEXT_BYTES
+from ..kernels.mirror import mirror_chosen
 from ..kernels.resize import resize_area_scratch_size
 from ..libjpeg import libjpeg
 from ..storage import WRONG_SIZE, sample_bits, storage_error
@@ -297,6 +299,26 @@ class ResizedCropRGBImageDecoder(_ImageDecoder):
     def _boxes(self, heights, widths, indices, seed, out):
         raise NotImplementedError(f"{type(self).__name__} must define _boxes() or get_crop_generator")
 
+    def fused_with(self, op):
+        """The decoder's code fused with ``op``, the operation after it, or None.
+        ``RandomHorizontalFlip`` is fused into the compiled call of a decoder with built-in
+        boxes (after ``generate_code``): the fused code takes the flip's seed as a sixth
+        argument and gives what the two would one after the other."""
+        from ..transforms.augment import RandomHorizontalFlip   # transforms import the decoders
+        one_call = getattr(self, '_one_call', None)
+        if one_call is None or type(op) is not RandomHorizontalFlip or self.channels > 4:
+            return None
+        flip_prob = op.flip_prob
+
+        def decode_and_flip(indices, destination, metadata, storage_state, seed, flip_seed):
+            if not destination.flags.c_contiguous:
+                one_call(indices, destination, storage_state, seed)
+                return op_code(destination, None, indices, flip_seed)
+            return one_call(indices, destination, storage_state, seed, flip_prob, flip_seed)
+
+        op_code = op.generate_code()
+        return decode_and_flip
+
     def _box_rule(self):
         """(kind, parameters) of the boxes for ``kernels.image_chunks.decode_chunk``, which draws
         them itself; ``BOXES_GIVEN``: ``_boxes`` is called from Python."""
@@ -341,8 +363,9 @@ class ResizedCropRGBImageDecoder(_ImageDecoder):
         columns = self._metadata_columns()
         workspaces = threading.local()    # one per worker thread: it holds a decompressor
 
-        def decode_in_one_call(indices, destination, storage_state, seed):
-            """Built-in boxes: metadata, boxes, decode, crop and resize in one compiled call."""
+        def decode_in_one_call(indices, destination, storage_state, seed, flip_prob=0.0, flip_seed=0):
+            """Built-in boxes: metadata, boxes, decode, crop, resize (and a fused flip: see
+            ``fused_with``) in one compiled call."""
             n = indices.shape[0]
             boxes = np.empty((n, 4), dtype=np.int64)
             status = np.empty(n, np.uint8)
@@ -352,16 +375,26 @@ class ResizedCropRGBImageDecoder(_ImageDecoder):
             while True:
                 row, code, needed, left_out = decode_chunk(workspace, columns, indices, storage_state, channels,
                                                            box_kind, box_parameters, np.uint64(seed), max_denom,
-                                                           boxes, destination, status)
+                                                           boxes, destination, status, flip_prob,
+                                                           np.uint64(flip_seed))
                 if not needed:
                     break
                 workspace = workspaces.workspace = make_workspace(needed + needed // 4, library.functions,
                                                                   library.handlers)
             if code or left_out:   # a problem to name (raised by locate), or images for the Python path
                 modes, heights, widths, starts, sizes, largest = locate(indices, storage_state)
-                decode_each(indices, np.flatnonzero(status).tolist(), destination, storage_state[0], modes, heights,
-                            widths, starts, sizes, boxes, np.empty(largest, np.uint8))
+                rows = np.flatnonzero(status)
+                decode_each(indices, rows.tolist(), destination, storage_state[0], modes, heights, widths, starts,
+                            sizes, boxes, np.empty(largest, np.uint8))
+                if flip_prob > 0:      # the flip the kernel left to these rows
+                    draws = np.zeros(n, np.bool_)
+                    flip_draws(indices, np.uint64(flip_seed), flip_prob, draws)
+                    chosen = np.zeros(n, np.bool_)
+                    chosen[rows] = draws[rows]
+                    mirror_chosen(destination, chosen, np.empty(destination.shape[2] * channels, np.uint8))
             return destination
+
+        self._one_call = decode_in_one_call if library is not None and box_kind != BOXES_GIVEN else None
 
         def decode(indices, destination, metadata, storage_state, seed=0):
             n = indices.shape[0]

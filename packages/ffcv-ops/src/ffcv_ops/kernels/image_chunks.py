@@ -12,11 +12,13 @@ import numpy as np
 from numba import njit
 
 from .area_box import area_box, area_box_scratch_size
+from .augment import flip_draws
 from .copy import copy_bytes
 from .crop import center_crop_boxes, random_resized_crop_boxes
 from .images import MODE_JPEG, MODE_RAW, locate_images
 from .jpeg import (CONTEXT_BYTES, CROP_X, FUNCTION_NAMES, JCS_GRAYSCALE, JCS_RGB, NOT_HERE, OK, close_decompressor,
                    decode_region, end_image, open_decompressor, scale_for)
+from .mirror import mirror_chosen
 from .native import load_u32
 from .resize import resize_area, resize_area_scratch_size
 
@@ -184,13 +186,16 @@ def _aligned(n):
 
 @njit(nogil=True, cache=True)
 def decode_chunk(workspace, columns, indices, state, channels, box_kind, box_parameters, seed, max_denom, boxes,
-                 destination, status):
+                 destination, status, flip_prob, flip_seed):
     """A chunk of a crop decoder in one call: its metadata gathered and checked
     (``images.locate_images``), its crop boxes drawn (``box_kind``: random resized crops with
     ``box_parameters`` = (scale min, scale max, log ratio min, log ratio max) and ``seed``,
     or centre crops of ``box_parameters[0]`` of the shorter side; written to ``boxes``),
     and :func:`decode_resized_crops`. ``columns``: the field's (mode, height, width,
-    data_ptr) metadata columns; ``workspace``: from :func:`make_workspace`.
+    data_ptr) metadata columns; ``workspace``: from :func:`make_workspace`. With
+    ``flip_prob > 0`` the chunk is then flipped as ``RandomHorizontalFlip(flip_prob)`` with
+    seed ``flip_seed`` would (the same draws, ``kernels/mirror.py``): the pipeline fuses a
+    flip that follows the decoder into its call. ``destination`` must then be C-contiguous.
 
     Returns ``(row, code, needed, left_out)``: a metadata problem of row ``row`` (``code``
     non-zero: nothing was decoded), or a workspace too small (``needed`` bytes; nothing
@@ -231,4 +236,10 @@ def decode_chunk(workspace, columns, indices, state, channels, box_kind, box_par
                                     workspace[pixels_at:pixels_at + max(largest, 1)],
                                     workspace[resize_at:area_at].view(np.float32),
                                     workspace[area_at:needed].view(np.float32), destination, status)
+    if flip_prob > 0:
+        draws = np.empty(n, np.bool_)
+        flip_draws(indices, flip_seed, flip_prob, draws)
+        for i in range(n):
+            draws[i] = draws[i] and status[i] == OK    # the others are flipped after the Python path
+        mirror_chosen(destination, draws, np.empty(out_width * channels, np.uint8))
     return -1, 0, 0, left_out
