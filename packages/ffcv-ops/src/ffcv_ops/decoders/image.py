@@ -24,14 +24,12 @@ from ffcv_format import FormatError, ImageField
 from ..allocation_query import AllocationQuery
 from ..kernels.copy import gather_fixed
 from ..kernels.crop import center_crop_boxes, random_resized_crop_boxes
-from ..kernels.area_box import area_box_scratch_size
 from ..kernels.image_chunks import (BOXES_CENTER, BOXES_GIVEN, BOXES_RANDOM_RESIZED, decode_chunk,
-                                    decode_resized_crops, decode_whole_images, make_workspace)
+                                    decode_whole_images, make_workspace)
 from ..kernels.images import BAD_IMAGE, MODE_JPEG, MODE_PNG, MODE_RAW, WRONG_CHANNELS, locate_images
 from ..kernels.augment import flip_draws
 from ..kernels.jpeg import CONTEXT_BYTES
 from ..kernels.mirror import mirror_chosen
-from ..kernels.resize import resize_area_scratch_size
 from ..libjpeg import libjpeg
 from ..storage import WRONG_SIZE, sample_bits, storage_error
 from .base import Decoder
@@ -309,6 +307,7 @@ class ResizedCropRGBImageDecoder(_ImageDecoder):
         if one_call is None or type(op) is not RandomHorizontalFlip or self.channels > 4:
             return None
         flip_prob = op.flip_prob
+        op_code = op.generate_code()   # for a destination the kernel cannot flip in place
 
         def decode_and_flip(indices, destination, metadata, storage_state, seed, flip_seed):
             if not destination.flags.c_contiguous:
@@ -316,7 +315,6 @@ class ResizedCropRGBImageDecoder(_ImageDecoder):
                 return op_code(destination, None, indices, flip_seed)
             return one_call(indices, destination, storage_state, seed, flip_prob, flip_seed)
 
-        op_code = op.generate_code()
         return decode_and_flip
 
     def _box_rule(self):
@@ -360,14 +358,17 @@ class ResizedCropRGBImageDecoder(_ImageDecoder):
                                interpolation=interpolation)
 
         box_kind, box_parameters = self._box_rule() if generator is None else (BOXES_GIVEN, None)
+        if box_parameters is None:
+            box_parameters = np.zeros(4)   # unused by the kernel: the boxes come filled in
         columns = self._metadata_columns()
         workspaces = threading.local()    # one per worker thread: it holds a decompressor
 
-        def decode_in_one_call(indices, destination, storage_state, seed, flip_prob=0.0, flip_seed=0):
-            """Built-in boxes: metadata, boxes, decode, crop, resize (and a fused flip: see
+        def decode_in_one_call(indices, destination, storage_state, seed, flip_prob=0.0, flip_seed=0, boxes=None):
+            """Metadata, boxes (unless given), decode, crop, resize (and a fused flip: see
             ``fused_with``) in one compiled call."""
             n = indices.shape[0]
-            boxes = np.empty((n, 4), dtype=np.int64)
+            if boxes is None:
+                boxes = np.empty((n, 4), dtype=np.int64)
             status = np.empty(n, np.uint8)
             workspace = getattr(workspaces, 'workspace', None)
             if workspace is None:
@@ -400,26 +401,13 @@ class ResizedCropRGBImageDecoder(_ImageDecoder):
             n = indices.shape[0]
             if library is not None and n and box_kind != BOXES_GIVEN:
                 return decode_in_one_call(indices, destination, storage_state, seed)
-            data = storage_state[0]
             modes, heights, widths, starts, sizes, largest = locate(indices, storage_state)
             boxes = np.empty((n, 4), dtype=np.int64)
-            boxes_of(heights, widths, indices, seed, boxes)
-            pixels = np.empty(largest, np.uint8)
-            if library is None or not n:
-                decode_each(indices, range(n), destination, data, modes, heights, widths, starts, sizes, boxes,
-                            pixels)
-                return destination
-            # the whole chunk in one compiled call (decode, crop, resize), without the GIL
-            status = np.empty(n, np.uint8)
-            widest, highest = int(widths.max()), int(heights.max())
-            resize_scratch = np.empty(resize_area_scratch_size(widest, destination.shape[2], channels), np.float32)
-            area_scratch = np.empty(area_box_scratch_size(widest, highest, destination.shape[1], destination.shape[2],
-                                                          channels) if max_denom > 1 else 1, np.float32)
-            if decode_resized_crops(library.functions, library.handlers, np.empty(CONTEXT_WORDS, np.uint64), data,
-                                    modes, starts, sizes, heights, widths, boxes, channels, max_denom, pixels,
-                                    resize_scratch, area_scratch, destination, status):
-                decode_each(indices, np.flatnonzero(status).tolist(), destination, data, modes, heights, widths,
-                            starts, sizes, boxes, pixels)
+            boxes_of(heights, widths, indices, seed, boxes)   # from Python: a generator or a subclass's rule
+            if library is not None and n:
+                return decode_in_one_call(indices, destination, storage_state, seed, boxes=boxes)
+            decode_each(indices, range(n), destination, storage_state[0], modes, heights, widths, starts, sizes,
+                        boxes, np.empty(largest, np.uint8))
             return destination
 
         return decode

@@ -190,8 +190,8 @@ def decode_chunk(workspace, columns, indices, state, channels, box_kind, box_par
     """A chunk of a crop decoder in one call: its metadata gathered and checked
     (``images.locate_images``), its crop boxes drawn (``box_kind``: random resized crops with
     ``box_parameters`` = (scale min, scale max, log ratio min, log ratio max) and ``seed``,
-    or centre crops of ``box_parameters[0]`` of the shorter side; written to ``boxes``),
-    and :func:`decode_resized_crops`. ``columns``: the field's (mode, height, width,
+    or centre crops of ``box_parameters[0]`` of the shorter side, written to ``boxes``; or,
+    ``BOXES_GIVEN``, ``boxes`` as the caller filled them), and :func:`decode_resized_crops`. ``columns``: the field's (mode, height, width,
     data_ptr) metadata columns; ``workspace``: from :func:`make_workspace`. With
     ``flip_prob > 0`` the chunk is then flipped as ``RandomHorizontalFlip(flip_prob)`` with
     seed ``flip_seed`` would (the same draws, ``kernels/mirror.py``): the pipeline fuses a
