@@ -33,6 +33,16 @@ def _color_space(channels):
 
 
 @njit(nogil=True, cache=True)
+def _left_out(status):
+    """How many images a kernel left to the caller (a non-zero ``status``)."""
+    count = 0
+    for code in status:
+        if code != OK:
+            count += 1
+    return count
+
+
+@njit(nogil=True, cache=True)
 def _box_inside(top, left, height, width, image_height, image_width):
     return 0 <= top and 0 <= left and height > 0 and width > 0 and top + height <= image_height \
         and left + width <= image_width
@@ -62,14 +72,12 @@ def decode_resized_crops(functions, handlers, context, data, modes, starts, size
     out_width = destination.shape[2]
     color_space = _color_space(channels)
     opened = open_decompressor(functions_at, context_at, np.uint64(handlers.ctypes.data)) == OK
-    left_out = 0
     for i in range(n):
         height = heights[i]
         width = widths[i]
         top, left, crop_height, crop_width = boxes[i, 0], boxes[i, 1], boxes[i, 2], boxes[i, 3]
         if not _box_inside(top, left, crop_height, crop_width, height, width):
             status[i] = NOT_HERE
-            left_out += 1
             continue
         if modes[i] == MODE_RAW:
             source = data[starts[i]:starts[i] + height * width * channels].reshape((height, width, channels))
@@ -78,7 +86,6 @@ def decode_resized_crops(functions, handlers, context, data, modes, starts, size
             continue
         if modes[i] != MODE_JPEG or color_space == 0 or not opened:
             status[i] = NOT_HERE
-            left_out += 1
             continue
         denom = scale_for(crop_height, crop_width, out_height, out_width, max_denom)
         scaled_height = (height + denom - 1) // denom
@@ -95,14 +102,12 @@ def decode_resized_crops(functions, handlers, context, data, modes, starts, size
         stride = scaled_width * channels
         if rows * stride > pixels.shape[0]:
             status[i] = NOT_HERE
-            left_out += 1
             continue
         code = decode_region(functions_at, context_at, data_at + np.uint64(starts[i]), sizes[i], height, width,
                              color_space, channels, denom, y0, first, rows, last - first, pixels_at, stride)
         end_image(functions_at, context_at)
         if code != OK:
             status[i] = code
-            left_out += 1
             continue
         decoded_from = np.int64(load_u32(context_at + np.uint64(CROP_X)))
         region = pixels[:rows * stride].reshape((rows, scaled_width, channels))
@@ -114,7 +119,7 @@ def decode_resized_crops(functions, handlers, context, data, modes, starts, size
         status[i] = OK
     if opened:
         close_decompressor(functions_at, context_at)
-    return left_out
+    return _left_out(status)
 
 
 @njit(nogil=True, cache=True)
@@ -134,11 +139,9 @@ def decode_whole_images(functions, handlers, context, data, modes, starts, sizes
     image_bytes = out_height * row_bytes
     color_space = _color_space(channels)
     opened = open_decompressor(functions_at, context_at, np.uint64(handlers.ctypes.data)) == OK
-    left_out = 0
     for i in range(n):
         if heights[i] != out_height or widths[i] != out_width:
             status[i] = NOT_HERE
-            left_out += 1
             continue
         if modes[i] == MODE_RAW:
             copy_bytes(flat, i * image_bytes, data, starts[i], image_bytes)
@@ -146,18 +149,15 @@ def decode_whole_images(functions, handlers, context, data, modes, starts, sizes
             continue
         if modes[i] != MODE_JPEG or color_space == 0 or not opened:
             status[i] = NOT_HERE
-            left_out += 1
             continue
         code = decode_region(functions_at, context_at, data_at + np.uint64(starts[i]), sizes[i], out_height,
                              out_width, color_space, channels, 1, 0, 0, out_height, out_width,
                              np.uint64(flat.ctypes.data) + np.uint64(i * image_bytes), row_bytes)
         end_image(functions_at, context_at)
         status[i] = code
-        if code != OK:
-            left_out += 1
     if opened:
         close_decompressor(functions_at, context_at)
-    return left_out
+    return _left_out(status)
 
 
 #: how a chunk's crop boxes are chosen: given by the caller, random resized crops, centre crops
