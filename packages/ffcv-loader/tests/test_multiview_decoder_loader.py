@@ -5,7 +5,8 @@ import torch
 from ffcv_format import IntField, RGBImageField
 from ffcv_format.testing import photo_like_image, write_dataset
 from ffcv_loader import Loader, OrderOption
-from ffcv_ops import IntDecoder, RandomResizedCropRGBImageDecoder, ToTensor
+from ffcv_ops import (ColorJitter, GaussianBlur, ImageMixup, IntDecoder, NormalizeImage, RandomGrayscale,
+                     RandomHorizontalFlip, RandomResizedCropRGBImageDecoder, Solarization, ToTensor, ToTorchImage)
 from ffcv_ops.decoders.multiview import MultiViewRandomResizedCropRGBImageDecoder
 
 SIDE = 24
@@ -70,3 +71,73 @@ def test_one_view_matches_the_random_resized_crop_decoder(jpeg_path):
     multi = images(MultiViewRandomResizedCropRGBImageDecoder((SIDE, SIDE), views=1))
     single = images(RandomResizedCropRGBImageDecoder((SIDE, SIDE), scaled_decoding=False))
     np.testing.assert_array_equal(multi[:, 0], single)
+
+
+# ---------------------------------------------------------------- per-view augmentations
+
+def plain_views(path, seed=1, views=3):
+    """The decoder's views alone, by label (the same crops: later operations draw from seeds of
+    their own, not the decoder's)."""
+    return by_label(epoch(make_loader(path, views=views, seed=seed)))
+
+
+def by_label(batches):
+    images, labels = torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
+    return {int(k): image.numpy() for k, image in zip(labels[:, 0], images)}
+
+
+def test_a_transform_after_the_decoder_runs_on_every_view(jpeg_path):
+    plain = plain_views(jpeg_path)
+    solarized = by_label(epoch(make_loader(jpeg_path, image_ops=[Solarization(1.0, threshold=100)])))
+    assert len(solarized) == len(plain) == 48
+    for k, views in plain.items():
+        expected = np.where(views >= 100, 255 - views, views)
+        np.testing.assert_array_equal(solarized[k], expected)
+
+
+def test_each_view_draws_its_own_augmentation(jpeg_path):
+    plain = plain_views(jpeg_path)
+    flipped = by_label(epoch(make_loader(jpeg_path, image_ops=[RandomHorizontalFlip(0.5)])))
+    flips = np.zeros((48, 3), dtype=bool)
+    for k, views in plain.items():
+        for v in range(3):
+            if np.array_equal(flipped[k][v], views[v]):
+                continue
+            np.testing.assert_array_equal(flipped[k][v], views[v][:, ::-1])
+            flips[k, v] = True
+    assert 0.25 < flips.mean() < 0.75, flips.mean()
+    # views of one sample flipped differently: the draws are per view, not per sample
+    assert (flips.any(axis=1) & ~flips.all(axis=1)).sum() >= 12
+
+
+def test_per_view_pipelines_are_the_same_with_any_thread_count(jpeg_path):
+    def run(workers):
+        ops = [RandomHorizontalFlip(), ColorJitter(0.4, 0.4, 0.4, 0.1), GaussianBlur(3, p=0.5),
+               RandomGrayscale(0.3)]
+        pipelines = {'image': [MultiViewRandomResizedCropRGBImageDecoder((SIDE, SIDE), views=2), *ops],
+                     'label': [IntDecoder(), ToTensor()]}
+        return by_label(epoch(Loader(jpeg_path, batch_size=16, num_workers=workers, order=OrderOption.RANDOM,
+                                     seed=3, pipelines=pipelines)))
+
+    one, two = run(1), run(2)
+    assert sorted(one) == sorted(two) == list(range(48))
+    for k in one:
+        np.testing.assert_array_equal(one[k], two[k])
+
+
+@pytest.mark.parametrize('channels_last', [True, False])
+def test_new_buffers_and_torch_images_keep_the_views_axis(jpeg_path, channels_last):
+    plain = plain_views(jpeg_path, views=2)
+    mean, std = np.array([120.0, 110.0, 100.0]), np.array([60.0, 50.0, 40.0])
+    ops = [NormalizeImage(mean, std, np.float32), ToTensor(), ToTorchImage(channels_last=channels_last)]
+    batches = epoch(make_loader(jpeg_path, views=2, image_ops=ops))
+    assert len(batches) == 3
+    assert all(tuple(images.shape) == (16, 2, 3, SIDE, SIDE) for images, _ in batches)
+    for k, images in by_label(batches).items():
+        expected = ((plain[k].astype(np.float64) - mean) / std).astype(np.float32).transpose(0, 3, 1, 2)
+        np.testing.assert_allclose(images, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_an_operation_of_the_whole_batch_is_refused_on_views(jpeg_path):
+    with pytest.raises(ValueError, match=r"ImageMixup.*one view at a time"):
+        make_loader(jpeg_path, image_ops=[ImageMixup(0.2, same_lambda=True)])

@@ -20,6 +20,7 @@ from .kernels.random import derive_seed, stream_seed
 from .operation import Operation
 from .state import State
 from .storage import memory_read
+from .views import decoder_views, one_view, per_view_call, with_views
 
 __all__ = ['PipelineSpec', 'Pipeline', 'CHUNK_SIZE', 'CHUNK_BYTES', 'MAX_CHUNK_SIZE']
 
@@ -83,6 +84,10 @@ class Pipeline:
         self._generated = False
         self._fused_next = False
         self.states: List[State] = []
+        #: views per sample of a multi-view decoder (None: one); the numpy operations of the
+        #: parallel part after it run on each view (``ffcv_ops.views``): ``per_view[k]``
+        self.views = decoder_views(decoder)
+        self.per_view: List[bool] = []
         self.allocations: List[Optional[AllocationQuery]] = []
         self.shared_allocations: List[Optional[AllocationQuery]] = []
 
@@ -92,11 +97,20 @@ class Pipeline:
         """Ask every operation for its output state and memory; returns the allocations."""
         initialize_numba()   # once per process, before any operation loads a kernel (see its docstring)
         state = initial_state()
-        states, allocations, shared = [], [], []
-        for op in self.operations:
+        states, allocations, shared, per_view = [], [], [], []
+        views = self.views
+        for position, op in enumerate(self.operations):
+            on_views = (views is not None and position > 0 and state.jit_mode and op.is_parallel is not False
+                        and all(per_view[1:]))
             try:
-                shared.append(_check_allocation(self.name, op, op.declare_shared_memory(state)))
-                state, alloc = op.declare_state_and_memory(state)
+                seen = one_view(state, views, f"pipeline {self.name!r}, {op!r}") if on_views else state
+                shared.append(_check_allocation(self.name, op, op.declare_shared_memory(seen)))
+                if on_views and shared[-1] is not None:
+                    raise ValueError(f"it declares memory shared by the whole batch, so it cannot run on the "
+                                     f"{views} views of {self.operations[0]!r} one at a time")
+                state, alloc = op.declare_state_and_memory(seen)
+                if on_views and isinstance(state, State):
+                    state, alloc = with_views(state, alloc, views)
             except Exception as e:
                 wrapped = in_context(e, f"pipeline {self.name!r}, {op!r}")
                 if wrapped is e:
@@ -107,7 +121,9 @@ class Pipeline:
                                 f"(return (dataclasses.replace(previous_state, ...), allocation))")
             states.append(state)
             allocations.append(_check_allocation(self.name, op, alloc))
+            per_view.append(on_views)
         self.states, self.allocations, self.shared_allocations = states, allocations, shared
+        self.per_view = per_view
         return allocations
 
     def generate(self, force=False):
@@ -140,6 +156,8 @@ class Pipeline:
                     step.parallel = False
                 else:
                     step.parallel = op.is_parallel if op.is_parallel is not None else used_iterator
+                if self.per_view[position]:
+                    step.call = per_view_call(step.call, self.views)
             steps.append(step)
         self._fuse(steps)
         self.steps = steps
@@ -152,7 +170,7 @@ class Pipeline:
         self._fused_next = False
         fuse = getattr(steps[0].op, 'fused_with', None)
         if fuse is None or len(steps) < 2 or not (steps[0].parallel and steps[1].parallel) \
-                or self.shared_allocations[1] is not None:
+                or self.shared_allocations[1] is not None or self.views is not None:
             return
         fused = fuse(steps[1].op)
         if fused is not None:

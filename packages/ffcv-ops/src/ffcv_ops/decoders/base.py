@@ -18,6 +18,9 @@ class Decoder(Operation):
     #: the file's page size, given by the pipeline (None when unknown): no allocation is
     #: larger, which bounds the buffers a decoder sizes from the metadata
     page_size = None
+    #: samples of several views, ``(views, ...)`` (a multi-view decoder sets it): the numpy
+    #: operations after the decoder then run on each view (``ffcv_ops.views``)
+    views = None
 
     def _too_large(self, what, sizes, limit):
         """A FormatError naming the sample of the largest of ``sizes`` (one per sample), or None

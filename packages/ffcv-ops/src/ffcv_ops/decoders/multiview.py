@@ -13,15 +13,20 @@ operation's seed of the epoch): the views of a sample differ, the crops depend o
 epoch, sample index, view), not on the worker threads, and with ``views=1`` the output is
 exactly :class:`RandomResizedCropRGBImageDecoder`'s.
 
-Downstream: the image transforms of ffcv_ops (flips, colour, blur, ``ToTorchImage``...) take
-batches of single images ``(height, width, channels)`` and refuse this shape; apply per-view
-augmentations after ``ToTensor`` on the torch side, taking the views apart by indexing::
+Downstream: the numpy operations after the decoder that run on the worker threads (flips,
+colour, blur, solarization, normalization...) run on each view on its own, drawing from
+(seed, epoch, sample index, view) (``ffcv_ops.views``); ``ToTorchImage`` gives
+``(batch, views, channels, height, width)``::
 
-    pipelines = {'image': [MultiViewRandomResizedCropRGBImageDecoder((224, 224), views=2), ToTensor()],
+    pipelines = {'image': [MultiViewRandomResizedCropRGBImageDecoder((224, 224), views=2),
+                           RandomHorizontalFlip(), ColorJitter(0.4, 0.4, 0.2, 0.1, p=0.8),
+                           GaussianBlur(23, p=0.5), ToTensor(), ToTorchImage()],
                  'label': [IntDecoder(), ToTensor()]}
     for images, labels in Loader('train.beton', batch_size=256, pipelines=pipelines):
-        # images: (batch, views, 224, 224, 3) uint8
-        views = [images[:, v].permute(0, 3, 1, 2) for v in range(images.shape[1])]   # NCHW each
+        view0, view1 = images[:, 0], images[:, 1]    # (batch, 3, 224, 224) each
+
+Every view gets the same list of operations (with its own draws); views of different sizes
+or augmentations need one pipeline per view (``multi_view_pipelines``).
 """
 from dataclasses import replace
 

@@ -5,9 +5,12 @@ import numpy as np
 def require_images(op, state):
     """``state`` must be numpy image batches ``(height, width, channels)`` (before ToTensor)."""
     if not state.jit_mode or state.shape is None or len(state.shape) != 3:
+        views = ("; data of several views (a multi-view decoder's) reaches only the operations of the "
+                 "worker threads one view at a time, not one that works on the whole batch"
+                 if state.jit_mode and state.shape is not None and len(state.shape) == 4 else "")
         raise ValueError(f"{type(op).__name__} works on numpy image batches (height, width, channels) "
                          f"before ToTensor; it got data of shape {state.shape} "
-                         f"({'numpy' if state.jit_mode else 'torch'})")
+                         f"({'numpy' if state.jit_mode else 'torch'}){views}")
 
 
 def require_labels(op, state):

@@ -13,9 +13,9 @@ The cost: each view decodes the JPEG again (``benchmarks/transform_costs.py`` pr
 a decode costs next to the transforms). To decode once, use
 ``MultiViewRandomResizedCropRGBImageDecoder(output_size, views)`` instead: one pipeline whose
 samples are ``(views, height, width, channels)``, every view a random resized crop of one
-decode (the image transforms take ``(height, width, channels)`` samples, so per-view
-augmentations then run on the torch side: ``images[:, v]``). These pipelines remain the way
-to give views different sizes or different augmentations on the worker threads.
+decode, and the transforms after it run on each view with draws of its own (the same list
+of operations for every view). These pipelines remain the way to give views different
+sizes or different lists of augmentations.
 
 Example::
 

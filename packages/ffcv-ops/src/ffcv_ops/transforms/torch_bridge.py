@@ -45,6 +45,8 @@ class ToTorchImage(Operation):
 
     With ``channels_last=True`` (the default) the result is a view in torch's channels-last
     memory format (no copy); with ``False`` it is copied into a contiguous NCHW buffer.
+    Samples of several views (a multi-view decoder's ``(views, height, width, channels)``)
+    become ``(batch, views, channels, height, width)``.
     ``convert_back_int16`` is accepted for FFCV 1.0 compatibility and has no effect.
     """
 
@@ -59,19 +61,23 @@ class ToTorchImage(Operation):
         if previous_state.jit_mode:
             raise ValueError("ToTorchImage needs a torch tensor: put ToTensor() before it")
         shape = previous_state.shape
-        if shape is None or len(shape) != 3:
-            raise ValueError(f"ToTorchImage expects images (height, width, channels), got shape {shape}")
-        h, w, c = shape
-        new_state = replace(previous_state, shape=(c, h, w))
+        if shape is None or len(shape) not in (3, 4):
+            raise ValueError(f"ToTorchImage expects images (height, width, channels) or views of them "
+                             f"(views, height, width, channels), got shape {shape}")
+        *views, h, w, c = shape
+        new_state = replace(previous_state, shape=(*views, c, h, w))
         if self.channels_last:
             return new_state, None
-        return new_state, AllocationQuery((c, h, w), previous_state.dtype, previous_state.device)
+        return new_state, AllocationQuery((*views, c, h, w), previous_state.dtype, previous_state.device)
 
     def generate_code(self):
         channels_last = self.channels_last
 
         def to_torch_image(batch, destination, indices=None, seed=0):
-            nchw = batch.permute(0, 3, 1, 2)
+            if batch.dim() == 5:    # (batch, views, height, width, channels)
+                nchw = batch.permute(0, 1, 4, 2, 3)
+            else:
+                nchw = batch.permute(0, 3, 1, 2)
             if channels_last:
                 return nchw
             out = destination[:batch.shape[0]]
