@@ -171,3 +171,58 @@ def test_worker_exception_reaches_consumer_with_its_traceback(images):
     # the loader still works for the next epoch's batches before the bad one
     it = iter(loader)
     assert next(it)[1].shape == (20, 1)
+
+
+class CountingIntDecoder(IntDecoder):
+    """IntDecoder that counts the calls of its code and the samples they get."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def generate_code(self):
+        decode = super().generate_code()
+        calls = self.calls
+
+        def counting(indices, destination, metadata, storage_state, seed=0):
+            calls.append(len(indices))
+            return decode(indices, destination, metadata, storage_state, seed)
+
+        return counting
+
+
+class PassOn(Operation):
+    """A numpy operation of the worker threads that changes nothing."""
+    is_parallel = True
+    compiled = False
+
+    def declare_state_and_memory(self, previous_state):
+        return previous_state, None
+
+    def generate_code(self):
+        def pass_on(inputs, destination, indices, seed):
+            return inputs
+        return pass_on
+
+
+def test_a_scalar_pipeline_runs_once_per_batch_and_an_image_pipeline_per_chunk(images):
+    path, _ = images
+    labels = CountingIntDecoder()
+    loader = Loader(path, batch_size=32, num_workers=2, order=OrderOption.RANDOM, seed=4,
+                    pipelines={'image': [RandomResizedCropRGBImageDecoder((16, 16))], 'label': [labels, ToTensor()]})
+    by_name = {p.name: p for p in loader.pipelines}
+    assert by_name['label'].whole_batch and not by_name['image'].whole_batch
+    batches = [(np.asarray(x).copy(), y.clone()) for x, y in loader]
+    assert len(batches) == len(loader) >= 2
+    # one call per batch, with the whole batch, whatever the chunks of the image pipeline
+    assert labels.calls == [32] * len(batches)
+    # the same labels as a loader whose label pipeline runs in chunks (a transform after the
+    # decoder keeps it out of whole_batch)
+    chunked = Loader(path, batch_size=32, num_workers=2, order=OrderOption.RANDOM, seed=4,
+                     pipelines={'image': [RandomResizedCropRGBImageDecoder((16, 16))],
+                                'label': [IntDecoder(), PassOn(), ToTensor()]})
+    assert not {p.name: p for p in chunked.pipelines}['label'].whole_batch
+    again = [y.clone() for _, y in chunked]
+    assert len(again) == len(batches)
+    for (_, y), y2 in zip(batches, again):
+        assert torch.equal(y, y2)

@@ -74,6 +74,10 @@ class EpochRun:
                  seeds, storage_state, chunk_size, start_batch=0, cuda=None, name='ffcv-worker', where='loader'):
         self.where = where                      # what errors say first: the file, the epoch
         self.pipelines = pipelines
+        # pipelines run per chunk by the worker threads; the others (scalar decoders alone:
+        # ``Pipeline.whole_batch``) run once per batch, when its chunks are done
+        self.chunked = tuple(p for p, pipeline in enumerate(pipelines) if not pipeline.whole_batch)
+        self.per_batch = tuple(p for p, pipeline in enumerate(pipelines) if pipeline.whole_batch)
         self.slots = slots                      # list of per-pipeline buffer lists
         self.batches = batches                  # list of int64 index arrays
         self.memory = memory
@@ -160,9 +164,9 @@ class EpochRun:
         if hi > lo:
             p = 0
             try:
-                for p, pipeline in enumerate(self.pipelines):
-                    results[p][c] = pipeline.run_chunk(slot[p], indices, lo, hi, self.seeds[p],
-                                                       self.storage_state)
+                for p in self.chunked:
+                    results[p][c] = self.pipelines[p].run_chunk(slot[p], indices, lo, hi, self.seeds[p],
+                                                                self.storage_state)
             except Exception as e:
                 _raise_in_context(e, self._where(b, self.pipelines[p], indices[lo:hi]))
         with self.lock:
@@ -185,10 +189,15 @@ class EpochRun:
         event the consumer waits on (None without CUDA)."""
         context = self.cuda.stream_for(self._slot(b)) if self.cuda is not None else nullcontext()
         outputs = []
+        n = len(indices)
         with context:
             for p, pipeline in enumerate(self.pipelines):
                 try:
-                    outputs.append(pipeline.finish_batch(slot[p], indices, results[p], bounds, self.seeds[p]))
+                    if p in self.per_batch and n:
+                        whole = [pipeline.run_chunk(slot[p], indices, 0, n, self.seeds[p], self.storage_state)]
+                        outputs.append(pipeline.finish_batch(slot[p], indices, whole, [(0, n)], self.seeds[p]))
+                    else:
+                        outputs.append(pipeline.finish_batch(slot[p], indices, results[p], bounds, self.seeds[p]))
                 except Exception as e:
                     _raise_in_context(e, self._where(b, pipeline, indices))
             event = self.cuda.record(self._slot(b)) if self.cuda is not None else None

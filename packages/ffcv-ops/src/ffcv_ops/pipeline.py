@@ -83,6 +83,8 @@ class Pipeline:
         self.steps: List[_Step] = []
         self._generated = False
         self._fused_next = False
+        self._parallel_length = 1
+        self._chunk_calls = ()
         self.states: List[State] = []
         #: views per sample of a multi-view decoder (None: one); the numpy operations of the
         #: parallel part after it run on each view (``ffcv_ops.views``): ``per_view[k]``
@@ -161,6 +163,15 @@ class Pipeline:
             steps.append(step)
         self._fuse(steps)
         self.steps = steps
+        n = 0
+        for step in steps:
+            if not step.parallel:
+                break
+            n += 1
+        self._parallel_length = max(n, 1)
+        # what run_chunk calls after the decoder: the parallel steps, less those fused into it
+        self._chunk_calls = tuple((k, steps[k].call) for k in range(1, self._parallel_length)
+                                  if steps[k].call is not _pass_on)
         self._generated = True
 
     def _fuse(self, steps):
@@ -181,12 +192,14 @@ class Pipeline:
     @property
     def parallel_length(self):
         """How many leading operations run on chunks in worker threads."""
-        n = 0
-        for step in self.steps:
-            if not step.parallel:
-                break
-            n += 1
-        return max(n, 1)
+        return self._parallel_length
+
+    @property
+    def whole_batch(self) -> bool:
+        """Whether the parallel part is worth no chunks: a decoder whose work per sample is a
+        copy of a few bytes (``Decoder.per_batch``: the scalar decoders), alone. The loader
+        then runs it once per batch (the same result: chunks never change what a sample gets)."""
+        return self._parallel_length == 1 and bool(getattr(self.operations[0], 'per_batch', False))
 
     def chunk_size(self):
         """Samples per chunk for this pipeline: a power of two from :data:`CHUNK_SIZE` to
@@ -249,9 +262,9 @@ class Pipeline:
         else:
             x = steps[0].call(chunk, None if buffer is None else buffer[lo:hi], self.metadata, storage_state,
                               seeds[0])
-        for k in range(1, self.parallel_length):
+        for k, call in self._chunk_calls:
             buffer = buffers[k]
-            x = steps[k].call(x, None if buffer is None else buffer[lo:hi], chunk, seeds[k])
+            x = call(x, None if buffer is None else buffer[lo:hi], chunk, seeds[k])
         return x
 
     def finish_batch(self, buffers, indices, chunk_results, chunk_bounds, seeds):

@@ -21,6 +21,10 @@ class Decoder(Operation):
     #: samples of several views, ``(views, ...)`` (a multi-view decoder sets it): the numpy
     #: operations after the decoder then run on each view (``ffcv_ops.views``)
     views = None
+    #: its work per sample is a copy of a few bytes (the scalar decoders): a pipeline made of
+    #: it alone runs once per batch instead of once per chunk (``Pipeline.whole_batch``), which
+    #: spares the worker threads a Python call per chunk
+    per_batch = False
 
     def _too_large(self, what, sizes, limit):
         """A FormatError naming the sample of the largest of ``sizes`` (one per sample), or None

@@ -21,6 +21,7 @@ class BasicDecoder(Decoder):
     dtype = None
     #: the field classes it decodes (empty: any field)
     field_types = ()
+    per_batch = True
 
     def declare_state_and_memory(self, previous_state):
         self._require_field(*self.field_types)

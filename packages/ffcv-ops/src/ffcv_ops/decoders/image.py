@@ -367,12 +367,15 @@ class ResizedCropRGBImageDecoder(_ImageDecoder):
             """Metadata, boxes (unless given), decode, crop, resize (and a fused flip: see
             ``fused_with``) in one compiled call."""
             n = indices.shape[0]
-            if boxes is None:
-                boxes = np.empty((n, 4), dtype=np.int64)
-            status = np.empty(n, np.uint8)
             workspace = getattr(workspaces, 'workspace', None)
             if workspace is None:
                 workspace = workspaces.workspace = make_workspace(1 << 20, library.functions, library.handlers)
+                workspaces.boxes, workspaces.status = np.empty((0, 4), np.int64), np.empty(0, np.uint8)
+            if workspaces.status.shape[0] < n:   # kept per thread: no allocation per chunk
+                workspaces.boxes, workspaces.status = np.empty((n, 4), np.int64), np.empty(n, np.uint8)
+            if boxes is None:
+                boxes = workspaces.boxes[:n]
+            status = workspaces.status[:n]
             while True:
                 row, code, needed, left_out = decode_chunk(workspace, columns, indices, storage_state, channels,
                                                            box_kind, box_parameters, np.uint64(seed), max_denom,
