@@ -6,7 +6,7 @@ import statistics
 import numpy as np
 from numba import njit
 
-from .random import _GOLDEN, mix64, sample_key, standard_normal, uniform
+from .random import GOLDEN, mix64, sample_key, standard_normal, uniform
 
 
 @njit(nogil=True, cache=True, inline='always')
@@ -44,10 +44,10 @@ def noise_indices(key, k, indices, count):
     quarter ``t % 4`` of ``w_{t // 4}``, ``(w >> (16 * (t % 4) + 4)) & 4095``. Returns the next
     counter, ``k + ceil(count / 4)``; ``indices`` holds at least ``count + 3`` numbers."""
     words = (count + _NOISE_PER_WORD - 1) // _NOISE_PER_WORD
-    start = np.uint64(key) + np.uint64(k + 1) * _GOLDEN
+    start = np.uint64(key) + np.uint64(k + 1) * GOLDEN
     mask = np.uint64((1 << _NOISE_TABLE_BITS) - 1)
     for j in range(words):
-        word = mix64(start + np.uint64(j) * _GOLDEN)
+        word = mix64(start + np.uint64(j) * GOLDEN)
         indices[4 * j] = np.uint16((word >> np.uint64(4)) & mask)
         indices[4 * j + 1] = np.uint16((word >> np.uint64(20)) & mask)
         indices[4 * j + 2] = np.uint16((word >> np.uint64(36)) & mask)

@@ -12,7 +12,9 @@ import math
 import numpy as np
 from numba import njit
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+#: the step between the words of one key's stream (2^64 / golden ratio, splitmix64's increment);
+#: kernels drawing many words from one key walk it: ``mix64(key + (k + 1) * GOLDEN)``
+GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
@@ -33,13 +35,13 @@ def mix64(z):
 @njit(nogil=True, cache=True, inline='always')
 def sample_key(seed, index):
     """The random key of one sample for one operation at one epoch."""
-    return mix64(np.uint64(seed) ^ mix64(np.uint64(index) + _GOLDEN))
+    return mix64(np.uint64(seed) ^ mix64(np.uint64(index) + GOLDEN))
 
 
 @njit(nogil=True, cache=True, inline='always')
 def uniform(key, k):
     """The k-th uniform float in [0, 1) of a sample's key."""
-    return np.float64(mix64(np.uint64(key) + np.uint64(k + 1) * _GOLDEN) >> _S11) * (1.0 / 9007199254740992.0)
+    return np.float64(mix64(np.uint64(key) + np.uint64(k + 1) * GOLDEN) >> _S11) * (1.0 / 9007199254740992.0)
 
 
 def mix64_py(z):
