@@ -123,9 +123,6 @@ class TestNormalizeImage(OperationTests):
     @pytest.fixture(autouse=True)
     def _dtype(self, dtype):
         self.dtype = dtype
-        # float16 goes through a float32 scratch of the chunk (numba has no float16 on the CPU):
-        # 2 bytes per output byte allocated per chunk, which the kit measures; known, kept
-        self.allocation_free = dtype != np.float16
 
     def make_operation(self):
         return NormalizeImage(MEAN, STD, self.dtype)
@@ -163,16 +160,11 @@ class TestToDevice(TestToTorchImage):
 
 
 class TestConvert(Labels, OperationTests):
-    # FFCV 1.0's Convert: `array.astype(dtype)` / `tensor.to(dtype)`, a new batch each call
-    allocation_free = False
-
     def make_operation(self):
         return Convert(np.float16)
 
 
 class TestConvertTensor(Labels, OperationTests):
-    allocation_free = False
-
     def preceding_operations(self):
         return [IntDecoder(), ToTensor()]
 

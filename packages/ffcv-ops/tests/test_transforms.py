@@ -420,3 +420,24 @@ def test_to_device_cpu_is_accepted_everywhere(small_images_file, originals):
     out = run_pipeline(small_images_file, 'image', [SimpleRGBImageDecoder(), ToTensor(), ToDevice('cpu')],
                        np.arange(8))
     np.testing.assert_array_equal(out.numpy(), originals[:8])
+
+
+@pytest.mark.parametrize('source, target', [(np.float64, np.int16), (np.int64, np.float16), (np.uint8, np.float32)])
+def test_convert_writes_the_values_of_astype_into_its_buffer(source, target):
+    from ffcv_ops import State
+    rng = np.random.default_rng(2)
+    batch = (rng.normal(0, 300, (6, 5)) if np.dtype(source).kind == 'f' else rng.integers(0, 200, (6, 5))).astype(source)
+    op = Convert(target)
+    state, allocation = op.declare_state_and_memory(State(jit_mode=True, shape=(5,), dtype=np.dtype(source)))
+    assert state.dtype == np.dtype(target) and allocation.shape == (5,) and allocation.dtype == np.dtype(target)
+    buffer = np.zeros((8, 5), np.dtype(target))
+    out = op.generate_code()(batch, buffer, None)
+    assert out.base is buffer or np.shares_memory(out, buffer)
+    np.testing.assert_array_equal(out, batch.astype(target))
+    # the torch side: tensor.to(dtype)'s values, in a torch buffer
+    tensor_state, tensor_allocation = op.declare_state_and_memory(
+        State(jit_mode=False, shape=(5,), dtype=torch.float64, device=torch.device('cpu')))
+    tensors = torch.zeros((8, 5), dtype=tensor_state.dtype)
+    got = op.generate_code()(torch.from_numpy(batch.astype(np.float64)), tensors, None)
+    assert got.data_ptr() == tensors.data_ptr()
+    assert torch.equal(got, torch.from_numpy(batch.astype(np.float64)).to(tensor_state.dtype))

@@ -1,4 +1,5 @@
 """Per-channel normalisation of image batches, on CPU (compiled) or GPU (torch)."""
+import threading
 from dataclasses import replace
 
 import numpy as np
@@ -85,6 +86,7 @@ class NormalizeImage(Operation):
 
             compute_type = out_type if out_type in (np.float32, np.float64) else np.dtype(np.float32)
             rows = {}  # width -> the constants repeated along an image row
+            scratches = threading.local()
 
             def normalize(images, destination, indices=None, seed=0):
                 n, height, width, channels = images.shape
@@ -96,8 +98,12 @@ class NormalizeImage(Operation):
                 source = np.ascontiguousarray(images).reshape(n * height, width * channels)
                 if out.dtype == compute_type and out.flags.c_contiguous:
                     normalize_rows(source, scale_row, offset_row, out.reshape(n * height, width * channels))
-                else:   # float16 (numba has no CPU float16): through a float32 scratch
-                    scratch = np.empty((n * height, width * channels), compute_type)
+                else:   # float16 (numba has no CPU float16): through a float32 scratch, kept per thread
+                    size = n * height * width * channels
+                    scratch = getattr(scratches, 'array', None)
+                    if scratch is None or scratch.size < size:
+                        scratch = scratches.array = np.empty(size, compute_type)
+                    scratch = scratch[:size].reshape(n * height, width * channels)
                     normalize_rows(source, scale_row, offset_row, scratch)
                     out[...] = scratch.reshape(out.shape)
                 return out

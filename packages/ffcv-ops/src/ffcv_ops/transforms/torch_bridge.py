@@ -163,7 +163,9 @@ class ToDevice(Operation):
 
 
 class Convert(Operation):
-    """Change the element type: ``tensor.to(dtype)`` or ``array.astype(dtype)``."""
+    """Change the element type: the values of ``tensor.to(dtype)`` or ``array.astype(dtype)``,
+    written into a buffer of the pipeline (when the shape is known) rather than a new
+    array per batch."""
 
     compiled = False
     is_parallel = False
@@ -174,16 +176,31 @@ class Convert(Operation):
 
     def declare_state_and_memory(self, previous_state):
         if previous_state.jit_mode:
-            return replace(previous_state, dtype=np.dtype(self.target_dtype)), None
-        return replace(previous_state, dtype=_torch_dtype(self.target_dtype)), None
+            dtype = np.dtype(self.target_dtype)
+        else:
+            dtype = _torch_dtype(self.target_dtype)
+        state = replace(previous_state, dtype=dtype)
+        if previous_state.shape is None:
+            return state, None
+        return state, AllocationQuery(tuple(previous_state.shape), dtype,
+                                      None if previous_state.jit_mode else previous_state.device)
 
     def generate_code(self):
         target = self.target_dtype
 
         def convert(batch, destination, indices=None, seed=0):
             if isinstance(batch, np.ndarray):
-                return batch.astype(target)
-            return batch.to(_torch_dtype(target))
+                if destination is None or destination.shape[1:] != batch.shape[1:]:
+                    return batch.astype(target)
+                out = destination[:batch.shape[0]]
+                np.copyto(out, batch, casting='unsafe')
+                return out
+            if (destination is None or tuple(destination.shape[1:]) != tuple(batch.shape[1:])
+                    or destination.device != batch.device):
+                return batch.to(_torch_dtype(target))
+            out = destination[:batch.shape[0]]
+            out.copy_(batch)
+            return out
 
         return convert
 
