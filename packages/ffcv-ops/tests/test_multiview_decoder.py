@@ -46,13 +46,33 @@ def test_each_view_is_a_random_resized_crop_of_the_decoded_image(jpeg_file):
 
 
 class CountingDecoder(MultiViewRandomResizedCropRGBImageDecoder):
+    """The per-image path (PNG, images the compiled kernel leaves out, no libjpeg: here forced
+    by a box rule of its own), counting its decodes. The compiled path
+    (``kernels.image_chunks.decode_views``) decodes each image once by construction, into one
+    scratch from which every view is resized; the test below shows both paths give the same bytes."""
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.decoded = []
 
+    def _box_rule(self):
+        from ffcv_ops.kernels.image_chunks import BOXES_GIVEN
+        return BOXES_GIVEN, None
+
     def _decode_one(self, data, start, *rest):
         self.decoded.append(start)
         return super()._decode_one(data, start, *rest)
+
+
+@pytest.mark.parametrize('views', [1, 3])
+def test_the_compiled_path_gives_the_per_image_paths_bytes(jpeg_file, views):
+    indices = shuffled(40, 8)
+    compiled = run_pipeline(jpeg_file, 'image', [MultiViewRandomResizedCropRGBImageDecoder((24, 18), views=views)],
+                            indices, seed=2, epoch=3, chunk=16)
+    per_image = CountingDecoder((24, 18), views=views)
+    expected = run_pipeline(jpeg_file, 'image', [per_image], indices, seed=2, epoch=3, chunk=16)
+    assert len(per_image.decoded) == 40
+    np.testing.assert_array_equal(compiled, expected)
 
 
 def test_each_image_is_decoded_once_for_all_views(jpeg_file):

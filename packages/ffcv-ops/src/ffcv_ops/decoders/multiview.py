@@ -28,6 +28,7 @@ colour, blur, solarization, normalization...) run on each view on its own, drawi
 Every view gets the same list of operations (with its own draws); views of different sizes
 or augmentations need one pipeline per view (``multi_view_pipelines``).
 """
+import threading
 from dataclasses import replace
 
 import cv2
@@ -35,6 +36,8 @@ import numpy as np
 from ffcv_format import FormatError
 
 from ..allocation_query import AllocationQuery
+from ..kernels.image_chunks import BOXES_RANDOM_RESIZED, decode_views_chunk, make_workspace
+from ..libjpeg import libjpeg
 from .image import RandomResizedCropRGBImageDecoder
 
 __all__ = ['MultiViewRandomResizedCropRGBImageDecoder']
@@ -71,33 +74,67 @@ class MultiViewRandomResizedCropRGBImageDecoder(RandomResizedCropRGBImageDecoder
         boxes_of = self._boxes
         views = self.views
         interpolation = self.interpolation
+        box_kind, box_parameters = self._box_rule()
+        # the compiled path: libjpeg usable, OpenCV's INTER_AREA (kernels/resize.py), built-in boxes
+        library = libjpeg() if interpolation == cv2.INTER_AREA and box_kind == BOXES_RANDOM_RESIZED else None
+        columns = self._metadata_columns()
+        workspaces = threading.local()    # one per worker thread: it holds a decompressor
 
-        def decode(indices, destination, metadata, storage_state, seed=0):
-            data = storage_state[0]
-            modes, heights, widths, starts, sizes, scratch = gather(indices, storage_state)
-            n = indices.shape[0]
-            keys = indices.astype(np.int64) * views
-            boxes = np.empty((views, n, 4), dtype=np.int64)
-            for v in range(views):
-                boxes_of(heights, widths, keys + v, seed, boxes[v])
-            boxes = boxes.transpose(1, 0, 2).tolist()     # [sample][view] -> (top, left, h, w)
-            heights, widths = heights.tolist(), widths.tolist()
+        def decode_each(indices, rows, destination, data, modes, heights, widths, starts, sizes, boxes, scratch):
+            """The per-image path: PNG, RGBA, what the compiled kernel leaves out, and every image
+            when libjpeg is not usable. ``boxes``: ``(views, n, 4)``."""
             size = (destination.shape[3], destination.shape[2])
-            for i in range(n):
+            for i in rows:
                 try:
                     # one decode per image, into the chunk's scratch buffer: every view is
                     # resized from it before the next image overwrites it
-                    image = decode_one(data, starts[i], sizes[i], modes[i], heights[i], widths[i], channels,
-                                       scratch)
+                    image = decode_one(data, int(starts[i]), int(sizes[i]), int(modes[i]), int(heights[i]),
+                                       int(widths[i]), channels, scratch)
                 except ValueError as e:
                     raise FormatError(f"sample {int(indices[i])}: {e}") from e
-                for v, (top, left, h, w) in enumerate(boxes[i]):
+                for v in range(views):
+                    top, left, h, w = boxes[v, i].tolist()
                     if channels == 1:
                         cv2.resize(image[top:top + h, left:left + w, 0], size, dst=destination[i, v, :, :, 0],
                                    interpolation=interpolation)
                     else:
                         cv2.resize(image[top:top + h, left:left + w], size, dst=destination[i, v],
                                    interpolation=interpolation)
+
+        def decode_in_one_call(indices, destination, storage_state, seed):
+            """Metadata, every view's box, one decode per image and every view's resize, in one
+            compiled call (``kernels.image_chunks.decode_views_chunk``)."""
+            n = indices.shape[0]
+            boxes = np.empty((views, n, 4), dtype=np.int64)
+            status = np.empty(n, np.uint8)
+            workspace = getattr(workspaces, 'workspace', None)
+            if workspace is None:
+                workspace = workspaces.workspace = make_workspace(1 << 20, library.functions, library.handlers)
+            while True:
+                row, code, needed, left_out = decode_views_chunk(workspace, columns, indices, storage_state,
+                                                                 channels, box_parameters, np.uint64(seed), boxes,
+                                                                 destination, status)
+                if not needed:
+                    break
+                workspace = workspaces.workspace = make_workspace(needed + needed // 4, library.functions,
+                                                                  library.handlers)
+            if code or left_out:   # a problem to name (raised by gather), or images for the Python path
+                modes, heights, widths, starts, sizes, scratch = gather(indices, storage_state)
+                decode_each(indices, np.flatnonzero(status).tolist(), destination, storage_state[0], modes,
+                            heights, widths, starts, sizes, boxes, scratch)
+            return destination
+
+        def decode(indices, destination, metadata, storage_state, seed=0):
+            n = indices.shape[0]
+            if library is not None and n and destination.flags.c_contiguous:
+                return decode_in_one_call(indices, destination, storage_state, seed)
+            modes, heights, widths, starts, sizes, scratch = gather(indices, storage_state)
+            keys = indices.astype(np.int64) * views
+            boxes = np.empty((views, n, 4), dtype=np.int64)
+            for v in range(views):
+                boxes_of(heights, widths, keys + v, seed, boxes[v])
+            decode_each(indices, range(n), destination, storage_state[0], modes, heights, widths, starts, sizes,
+                        boxes, scratch)
             return destination
 
         return decode

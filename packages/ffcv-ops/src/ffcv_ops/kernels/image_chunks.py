@@ -243,3 +243,93 @@ def decode_chunk(workspace, columns, indices, state, channels, box_kind, box_par
             draws[i] = draws[i] and status[i] == OK    # the others are flipped after the Python path
         mirror_chosen(destination, draws, np.empty(out_width * channels, np.uint8))
     return -1, 0, 0, left_out
+
+
+@njit(nogil=True, cache=True)
+def decode_views(functions, handlers, context, data, modes, starts, sizes, heights, widths, boxes, channels,
+                 pixels, resize_scratch, destination, status):
+    """``destination[i, v]`` = the crop ``boxes[v, i]`` (top, left, height, width) of image
+    ``i`` resized to ``destination.shape[2:4]``, every view from one decode of the image, for
+    every image this kernel can decode; the others get a non-zero ``status[i]``. Returns how
+    many those are. ``pixels``: uint8 scratch of the chunk's largest height x width x
+    channels; ``resize_scratch``: float32, ``resize_area_scratch_size`` of the widest image."""
+    n = modes.shape[0]
+    views = boxes.shape[0]
+    functions_at = np.uint64(functions.ctypes.data)
+    context_at = np.uint64(context.ctypes.data)
+    pixels_at = np.uint64(pixels.ctypes.data)
+    data_at = np.uint64(data.ctypes.data)
+    color_space = _color_space(channels)
+    opened = open_decompressor(functions_at, context_at, np.uint64(handlers.ctypes.data)) == OK
+    for i in range(n):
+        height = heights[i]
+        width = widths[i]
+        inside = True
+        for v in range(views):
+            inside = inside and _box_inside(boxes[v, i, 0], boxes[v, i, 1], boxes[v, i, 2], boxes[v, i, 3],
+                                            height, width)
+        if not inside or height * width * channels > pixels.shape[0]:
+            status[i] = NOT_HERE
+            continue
+        if modes[i] == MODE_RAW:
+            image = data[starts[i]:starts[i] + height * width * channels].reshape((height, width, channels))
+        elif modes[i] == MODE_JPEG and color_space != 0 and opened:
+            code = decode_region(functions_at, context_at, data_at + np.uint64(starts[i]), sizes[i], height, width,
+                                 color_space, channels, 1, 0, 0, height, width, pixels_at, width * channels)
+            end_image(functions_at, context_at)
+            if code != OK:
+                status[i] = code
+                continue
+            image = pixels[:height * width * channels].reshape((height, width, channels))
+        else:
+            status[i] = NOT_HERE
+            continue
+        for v in range(views):
+            resize_area(image, boxes[v, i, 0], boxes[v, i, 1], boxes[v, i, 2], boxes[v, i, 3], destination[i, v],
+                        resize_scratch)
+        status[i] = OK
+    if opened:
+        close_decompressor(functions_at, context_at)
+    return _left_out(status)
+
+
+@njit(nogil=True, cache=True)
+def decode_views_chunk(workspace, columns, indices, state, channels, box_parameters, seed, boxes, destination,
+                       status):
+    """A chunk of a multi-view decoder in one call: metadata gathered and checked, the random
+    resized crop of view ``v`` of sample ``i`` drawn from the key ``indices[i] * views + v``
+    (``box_parameters`` as for :func:`decode_chunk`; written to ``boxes[v, i]``), and
+    :func:`decode_views`. ``destination``: ``(n, views, height, width, channels)``. Returns
+    ``(row, code, needed, left_out)`` as :func:`decode_chunk`."""
+    n = indices.shape[0]
+    views = boxes.shape[0]
+    modes = np.empty(n, np.uint8)
+    heights = np.empty(n, np.int64)
+    widths = np.empty(n, np.int64)
+    ptrs = np.empty(n, np.uint64)
+    starts = np.empty(n, np.int64)
+    sizes = np.empty(n, np.int64)
+    row, code, largest = locate_images(columns[0], columns[1], columns[2], columns[3], indices, channels, state,
+                                       modes, heights, widths, ptrs, starts, sizes)
+    if code != 0:
+        return row, code, 0, 0
+    widest = 1
+    for i in range(n):
+        widest = max(widest, widths[i])
+    pixels_at = WORKSPACE_HEADER
+    resize_at = _aligned(pixels_at + largest)
+    needed = _aligned(resize_at + 4 * resize_area_scratch_size(widest, destination.shape[3], channels))
+    if workspace.shape[0] < needed:
+        return -1, 0, needed, 0
+    keys = np.empty(n, np.int64)
+    for v in range(views):
+        for i in range(n):
+            keys[i] = np.int64(indices[i]) * views + v
+        random_resized_crop_boxes(heights, widths, keys, seed, box_parameters[0], box_parameters[1],
+                                  box_parameters[2], box_parameters[3], boxes[v])
+    tables = workspace[_TABLES_AT:WORKSPACE_HEADER].view(np.uint64)
+    left_out = decode_views(tables[:_FUNCTIONS], tables[_FUNCTIONS:_FUNCTIONS + 3],
+                            workspace[:CONTEXT_BYTES].view(np.uint64), state[0], modes, starts, sizes, heights,
+                            widths, boxes, channels, workspace[pixels_at:pixels_at + max(largest, 1)],
+                            workspace[resize_at:needed].view(np.float32), destination, status)
+    return -1, 0, 0, left_out
