@@ -103,9 +103,7 @@ def brightness_inplace(rows, indices, seed, p, lo, hi):
         f = jitter_factor(sample_key(seed, indices[i]), p, lo, hi)
         if f < 0.0:
             continue
-        row = rows[i]
-        for k in range(row.shape[0]):
-            row[k] = _to_uint8(f * row[k])
+        blend_inplace(rows[i], f, 0.0)
 
 
 @njit(nogil=True, cache=True)
