@@ -9,6 +9,7 @@ from ffcv_ops import (ColorJitter, CutMix, Cutout, GaussianBlur, IntDecoder, Lab
                       RandomGrayscale, RandomHorizontalFlip, RandomResizedCropRGBImageDecoder, RandomRotation,
                       RandomSaturation, RandomTranslate, RandomVerticalFlip, Solarization, ToTensor, ToTorchImage,
                       TrivialAugmentWide)
+from ffcv_ops.decoders.multiview import MultiViewRandomResizedCropRGBImageDecoder
 
 N, SIDE, BATCH = 96, 48, 16
 
@@ -62,3 +63,35 @@ def test_every_transform_runs_in_one_pipeline_on_jpegs(tmp_path):
     plain = load(path, workers=2, augment=False)
     changed = sum(not torch.equal(a, p) for (a, _), (p, _) in zip(batches, plain))
     assert changed == len(batches)
+
+
+def per_view_transforms():
+    """Every transform that works on each sample on its own (CutMix pairs the samples of a
+    batch, so it is not among them), after a two-view decoder."""
+    return [MultiViewRandomResizedCropRGBImageDecoder((SIDE, SIDE), views=2), RandomHorizontalFlip(),
+            RandomVerticalFlip(), RandomTranslate(padding=4), Cutout(8), RandomCutout(0.5, 8), RandomErasing(0.5),
+            Solarization(0.5), RandomGrayscale(0.2), ColorJitter(0.4, 0.4, 0.4, 0.1), RandomBrightness(0.5, 0.2),
+            RandomContrast(0.5, 0.2), RandomSaturation(0.5, 0.2), GaussianBlur(5, p=0.5),
+            RandomAffine(10, translate=(0.1, 0.1), scale=(0.9, 1.1), shear=5), RandomRotation(15), RandAugment(),
+            TrivialAugmentWide(), NormalizeImage(np.full(3, 127.0), np.full(3, 64.0), np.float32), ToTensor(),
+            ToTorchImage()]
+
+
+def test_every_per_sample_transform_runs_on_each_view_of_a_multi_view_decoder(tmp_path):
+    path = jpeg_file(tmp_path / 'photos.beton')
+
+    def load_views(workers):
+        loader = Loader(path, batch_size=BATCH, num_workers=workers, order=OrderOption.RANDOM, seed=5,
+                        pipelines={'image': per_view_transforms(), 'label': [IntDecoder(), ToTensor()]})
+        return [(images.clone(), labels.clone()) for images, labels in loader]
+
+    batches = load_views(2)
+    assert len(batches) == N // BATCH
+    for images, labels in batches:
+        assert images.shape == (BATCH, 2, 3, SIDE, SIDE) and images.dtype == torch.float32
+        assert torch.isfinite(images).all()
+        # the two views of a sample differ (own crop, own augmentations)
+        assert (images[:, 0] != images[:, 1]).flatten(1).any(dim=1).all()
+    assert sorted(torch.cat([labels[:, 0] for _, labels in batches]).tolist()) == list(range(N))
+    for (a, la), (b, lb) in zip(batches, load_views(1)):
+        assert torch.equal(a, b) and torch.equal(la, lb)
