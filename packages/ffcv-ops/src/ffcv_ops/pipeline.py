@@ -292,6 +292,20 @@ def _same_view(a, b):
             and a.__array_interface__['data'][0] == b.__array_interface__['data'][0])
 
 
+def _rows_of(results, bounds, whole):
+    """Whether every chunk's result is exactly its rows ``lo:hi`` of numpy array ``whole``
+    (one address read per chunk: this runs per batch, in Python)."""
+    start = whole.__array_interface__['data'][0]
+    row = whole.strides[0]
+    tail = whole.shape[1:]
+    strides = whole.strides
+    for r, (lo, hi) in zip(results, bounds):
+        if not (isinstance(r, np.ndarray) and r.strides == strides and r.shape[0] == hi - lo
+                and r.shape[1:] == tail and r.__array_interface__['data'][0] == start + lo * row):
+            return False
+    return True
+
+
 def _join(results, bounds, buffers, n):
     """The whole batch's result, given each chunk's result.
 
@@ -305,7 +319,10 @@ def _join(results, bounds, buffers, n):
         if buf is None or type(buf) is not type(first):
             continue
         whole = buf[:n]
-        if all(_same_view(r, whole[lo:hi]) for r, (lo, hi) in zip(results, bounds)):
+        if isinstance(whole, np.ndarray):
+            if _rows_of(results, bounds, whole):
+                return whole
+        elif all(_same_view(r, whole[lo:hi]) for r, (lo, hi) in zip(results, bounds)):
             return whole
     if isinstance(first, np.ndarray):
         return np.concatenate(results)
