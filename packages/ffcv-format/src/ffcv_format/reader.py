@@ -1,4 +1,5 @@
-"""Reader: random access to a `.beton` file through a memory map."""
+"""Reader: random access to a `.beton` file through a memory map, or by byte ranges for a
+file on object storage (``ffcv_format.remote``)."""
 import mmap
 import os
 
@@ -8,7 +9,23 @@ from .errors import FormatError
 from .fields import TYPE_ID_HANDLER, NDArrayField
 from .spec import (ALLOC_TABLE_TYPE, CURRENT_VERSION, CUSTOM_TYPE_ID, FIELD_DESC_TYPE, HEADER_TYPE, MAX_PAGE_SIZE,
                    MIN_PAGE_SIZE, align_up, metadata_type)
+from .remote import is_url, local_path
 from .storage import Allocations, check_extents, describe, make_storage_state
+
+#: bytes read at once from the start of a remote file: the header and the descriptors of up
+#: to 62 fields
+_REMOTE_HEAD_BYTES = 64 << 10
+
+
+class _NotMapped:
+    """``Reader.buffer`` of a remote file, which is not memory-mapped: a clear error."""
+
+    def __get__(self, reader, owner=None):
+        if reader is None:
+            return self
+        raise AttributeError(
+            f"Reader({reader.file_name!r}).buffer: a remote file is not memory-mapped; read its bytes "
+            f"with reader.read(ptr, size) or reader.stored_bytes(index, field), or load it with the Loader")
 
 
 class Reader:
@@ -23,11 +40,36 @@ class Reader:
     numpy arrays, JSON values, HxWxC uint8 images. Fields of type 255 (defined by an
     application) need their class: ``Reader(path, custom_handlers={'name': MyField})``.
     A truncated or corrupted file raises :class:`FormatError` saying what is wrong.
+
+    A file on object storage is named by its URL (``s3://bucket/train.beton``, ``gs://...``,
+    ``https://...``: any fsspec URL; ``pip install 'ffcv-format[s3]'``, or ``gcs``, ``http``,
+    ``azure``). Its header, field descriptors, metadata and allocation table are read when it
+    is opened, with a few range requests, and checked as a local file's; ``read``,
+    ``stored_bytes`` and ``reader[i]`` fetch the bytes they need. ``storage_options`` go to
+    fsspec (credentials, ``endpoint_url``, ...). ``cache_dir``: a local directory where the
+    file's pages are kept once downloaded, shared by the processes of the machine (see
+    ``ffcv_format.page_cache``); the tables are then read through it too. ``retry``: a
+    :class:`ffcv_format.remote.RetryPolicy` for transient errors. A missing object raises
+    :class:`FileNotFoundError`, a denied access :class:`PermissionError`, both naming the URL.
+    A remote file has no ``buffer`` and no ``storage_state()``: the loader's memory managers
+    page it. ``storage_options``, ``cache_dir`` and ``retry`` are ignored for a local file.
     """
 
-    def __init__(self, fname, custom_handlers=None):
-        self.file_name = os.fspath(fname)
+    buffer = _NotMapped()    # a local file's memory map replaces it in the instance
+
+    def __init__(self, fname, custom_handlers=None, *, storage_options=None, cache_dir=None, retry=None):
         self.custom_handlers = dict(custom_handlers or {})
+        #: the remote file (``ffcv_format.remote.RemoteFile``) of a URL, else None
+        self.remote = None
+        #: the on-disk copy of a remote file's pages (``ffcv_format.page_cache.PageCache``) when
+        #: a ``cache_dir`` is given, else None
+        self.page_cache = None
+        self._allocations = None
+        name = os.fspath(fname)
+        if is_url(name):
+            self._open_remote(name, storage_options, cache_dir, retry)
+            return
+        self.file_name = local_path(name) if isinstance(name, str) else name
         with open(self.file_name, 'rb') as f:
             self.file_size = os.fstat(f.fileno()).st_size
             if self.file_size < HEADER_TYPE.itemsize:
@@ -38,9 +80,31 @@ class Reader:
         self.buffer = np.frombuffer(self._mmap, dtype=np.uint8)
         self.header = self.buffer[:HEADER_TYPE.itemsize].view(HEADER_TYPE)[0].copy()
         self._read_header()
-        self._read_field_descriptors()
+        self._read_field_descriptors(self.buffer)
         self._map_tables()
-        self._allocations = None
+
+    def _open_remote(self, url, storage_options, cache_dir, retry):
+        """Open the file at ``url``: the header and descriptors from one range read (two with
+        more than 62 fields), checked as for a local file before the tables are read."""
+        from .remote import RemoteFile
+        self.file_name = url
+        self.remote = RemoteFile(url, storage_options, retry=retry)
+        self.file_size = self.remote.size
+        if self.file_size < HEADER_TYPE.itemsize:
+            raise FormatError(f"{self.file_name!r} is not a .beton file: it has {self.file_size} "
+                              f"bytes, fewer than the {HEADER_TYPE.itemsize}-byte header")
+        head = np.frombuffer(self.remote.read(0, min(self.file_size, _REMOTE_HEAD_BYTES)), dtype=np.uint8)
+        self.header = head[:HEADER_TYPE.itemsize].view(HEADER_TYPE)[0].copy()
+        self._read_header()
+        descriptors_end = HEADER_TYPE.itemsize + self.num_fields * FIELD_DESC_TYPE.itemsize
+        if head.size < descriptors_end <= self.file_size:
+            rest = self.remote.read(head.size, descriptors_end)
+            head = np.concatenate([head, np.frombuffer(rest, dtype=np.uint8)])
+        self._read_field_descriptors(head)
+        if cache_dir is not None:
+            from .page_cache import PageCache
+            self.page_cache = PageCache.shared(self.remote, cache_dir, self.page_size)
+        self._map_tables()
 
     def _fail(self, message):
         raise FormatError(f"{self.file_name!r}: {message}")
@@ -62,13 +126,15 @@ class Reader:
             self._fail(f"page_size {self.page_size} is outside the format's bounds [{MIN_PAGE_SIZE}, "
                        f"{MAX_PAGE_SIZE}]")
 
-    def _read_field_descriptors(self):
+    def _read_field_descriptors(self, head):
+        """The fields, from ``head``: the file's first bytes (at least up to the descriptors'
+        end, when the file has them)."""
         start = HEADER_TYPE.itemsize
         end = start + self.num_fields * FIELD_DESC_TYPE.itemsize
         if end > self.file_size:
             self._fail(f"truncated: {self.num_fields} field descriptors need {end} bytes, "
                        f"the file has {self.file_size}")
-        descriptors = self.buffer[start:end].view(FIELD_DESC_TYPE)
+        descriptors = head[start:end].view(FIELD_DESC_TYPE)
         self.field_descriptors = descriptors
         self.field_names = []
         self.handlers = {}
@@ -117,11 +183,15 @@ class Reader:
         if table_bytes % ALLOC_TABLE_TYPE.itemsize:
             self._fail(f"the allocation table is {table_bytes} bytes, not a multiple of "
                        f"{ALLOC_TABLE_TYPE.itemsize} (truncated or corrupted file)")
-        self.metadata = np.ndarray((self.num_samples,), dtype=self.metadata_type,
-                                   buffer=self._mmap, offset=self.metadata_start)
-        self.alloc_table = np.ndarray((table_bytes // ALLOC_TABLE_TYPE.itemsize,),
-                                      dtype=ALLOC_TABLE_TYPE, buffer=self._mmap,
-                                      offset=self.alloc_table_ptr)
+        if self.remote is None:
+            self.metadata = np.ndarray((self.num_samples,), dtype=self.metadata_type,
+                                       buffer=self._mmap, offset=self.metadata_start)
+            self.alloc_table = np.ndarray((table_bytes // ALLOC_TABLE_TYPE.itemsize,),
+                                          dtype=ALLOC_TABLE_TYPE, buffer=self._mmap,
+                                          offset=self.alloc_table_ptr)
+        else:
+            self.metadata = self._remote_table(self.metadata_type, self.metadata_start, self.metadata_end)
+            self.alloc_table = self._remote_table(ALLOC_TABLE_TYPE, self.alloc_table_ptr, self.file_size)
         if not self.alloc_table.size and self.alloc_table_ptr != self.metadata_end:
             # writers put an empty allocation table right after the metadata
             self._fail(f"the file has no allocations but {self.alloc_table_ptr - self.metadata_end} bytes between "
@@ -133,6 +203,19 @@ class Reader:
             self._fail(f"the file has {self.alloc_table.size} allocations of data, but none of its fields "
                        f"({', '.join(f'{n}: {type(h).__name__}' for n, h in self.handlers.items())}) keeps data "
                        f"outside the metadata (damaged field descriptors?)")
+
+    def _remote_table(self, dtype, start, end):
+        """Bytes ``[start, end)`` of the remote file as a read-only array of ``dtype``: through
+        the page cache when there is one, else read into memory."""
+        if end <= start:
+            return np.zeros(0, dtype=dtype)
+        return self._fetch(start, end).view(dtype)
+
+    def _fetch(self, start, end):
+        """Bytes ``[start, end)`` of the remote file (a read-only uint8 array)."""
+        if self.page_cache is not None:
+            return self.page_cache.read(start, end)
+        return np.frombuffer(self.remote.read(start, end), dtype=np.uint8)
 
     # ------------------------------------------------------------ where the bytes are
 
@@ -212,7 +295,8 @@ class Reader:
         index = self._check_index(index)
         for found, ptrs, sizes in self.extents(name, [index]):
             if member is None or found == member:
-                return self.buffer[int(ptrs[0]):int(ptrs[0]) + int(sizes[0])]
+                start, end = int(ptrs[0]), int(ptrs[0]) + int(sizes[0])
+                return self.buffer[start:end] if self.remote is None else self._fetch(start, end)
         raise KeyError(f"field {name!r} keeps no data" + (f" under {member!r}" if member else ''))
 
     def sample_pages(self, names):
@@ -231,7 +315,12 @@ class Reader:
 
     def storage_state(self):
         """The storage state over the memory-mapped file (see ``ffcv_format.storage``): every
-        page resident where it is in the file."""
+        page resident where it is in the file. A remote file has none (the loader's memory
+        managers make one as they fetch its pages)."""
+        if self.remote is not None:
+            raise ValueError(f"{self.file_name!r} is a remote file: it is not memory-mapped, so it has no "
+                             f"storage state of its own; the loader's memory managers (ffcv_loader.memory) "
+                             f"page it")
         num_pages = -(-self.file_size // self.page_size)
         return make_storage_state(self.buffer, np.arange(num_pages, dtype=np.int64) * self.page_size,
                                   self.page_size, self.allocations(), self.data_region)
@@ -242,6 +331,8 @@ class Reader:
         if not (size >= 0 and start <= ptr and ptr + size <= end):
             raise FormatError(f"{self.file_name!r}: pointer {ptr} (+{size} bytes) is outside the data region "
                               f"[{start}, {end})")
+        if self.remote is not None:
+            return self._fetch(int(ptr), int(ptr) + int(size))
         return self.buffer[ptr:ptr + size]
 
     def _handler(self, name):
@@ -286,6 +377,10 @@ class Reader:
     def close(self):
         """Release the memory map (views handed out before stay valid until freed)."""
         self.metadata = self.alloc_table = self.buffer = self._allocations = self.field_descriptors = None
+        if self.remote is not None:   # the page cache is shared within the process: dropped, not closed
+            self.page_cache = None
+            self.remote.close()
+            return
         try:
             self._mmap.close()
         except BufferError:
