@@ -1,4 +1,5 @@
 """The Loader: FFCV 1.0's ``ffcv.loader.Loader``, with its arguments and meaning."""
+import copy
 import os
 import secrets
 import threading
@@ -11,13 +12,15 @@ from ffcv_format.writer import default_num_workers
 from ffcv_ops import Compiler, Operation
 from ffcv_ops.pipeline import CHUNK_SIZE, Pipeline, PipelineSpec
 
-from .memory import OSCacheManager, ProcessCacheManager, available_memory, sample_pages
+from .memory import OSCacheManager, ProcessCacheManager, available_memory, remote_memory_manager, sample_pages
 from .orders import OrderOption, QuasiRandom, Random, Sequential, _order_class, make_order
 from .scheduler import CudaPrefetch, EpochRun
+from .elastic import Stage, drop_unconsumed, remaining_positions, split_remainder, stage_batches
+from .loader_state import make_state, read_resume_point
+from .orders import deals_global_order
 
 __all__ = ['Loader']
 
-_STATE_VERSION = 1
 _NO_PAGES = np.zeros(0, dtype=np.int64)
 #: from this many samples, a loader with a RANDOM or QUASI_RANDOM order computes epoch 0's
 #: order in a thread while it is being made (numpy's permutation runs without the GIL, beside
@@ -31,7 +34,9 @@ class Loader:
 
     Arguments (FFCV 1.0's):
 
-    - ``fname``: the file.
+    - ``fname``: the file: a path, or the URL of a file on object storage (``s3://``,
+      ``gs://``, ``https://``, any fsspec URL; ``pip install 'ffcv-loader[s3]'``, or ``gcs``,
+      ``http``, ``azure``; see docs/remote.md).
     - ``batch_size``: samples per batch.
     - ``num_workers``: worker threads (``-1``, or any value below 1 as in FFCV 1.0:
       ``Compiler.set_num_threads``'s value if it was called, else one per core this process
@@ -40,7 +45,9 @@ class Loader:
       ``FFCV_DEFAULT_CACHE_PROCESS=1`` as in FFCV 1.0) reads through the OS page cache (memory
       map, shared by the processes on a machine); ``False`` uses the loader's own bounded
       page cache, read ahead with threads (``process_cache_limit`` bytes, default half the
-      free memory).
+      free memory). For a remote file, ``True`` reads through the memory map of the
+      machine's copy in ``cache_dir`` (the OS page cache holds it); without ``cache_dir``
+      a remote file always uses the process cache, fetched by range requests.
     - ``order``: ``OrderOption.SEQUENTIAL``, ``RANDOM`` or ``QUASI_RANDOM`` (random, but
       reading few pages at a time: for the process cache), or a ``TraversalOrder`` subclass;
       ``order_kwargs``: keyword arguments for its constructor (e.g. ``pages_per_group`` of
@@ -64,6 +71,17 @@ class Loader:
       generated when the loader is made (``loader.code``; errors in a pipeline surface
       there), as in FFCV 1.0.
 
+    Remote files (keyword-only; ignored for a local file):
+
+    - ``storage_options``: passed to fsspec (credentials, ``endpoint_url``, ``client_kwargs``, ...).
+    - ``cache_dir``: a local directory where the file's pages are kept once downloaded, shared
+      by the processes of the machine (each page is downloaded once per machine;
+      ``ffcv_format.page_cache``). The directory grows to the file's size at most.
+    - ``retry``: how transient errors (connection resets, timeouts, HTTP 5xx) are retried
+      (``ffcv_format.remote.RetryPolicy``; default 6 attempts with exponential backoff). A
+      missing file or a denied access raises ``FileNotFoundError``/``PermissionError``
+      naming the URL when the loader is made.
+
     Iterating gives one tuple per batch, one element per output: the file's fields in
     file order, then extra outputs in the order given.
 
@@ -76,12 +94,14 @@ class Loader:
     def __init__(self, fname, batch_size, num_workers=-1, os_cache=None,
                  order=OrderOption.SEQUENTIAL, distributed=False, seed=None, indices=None,
                  pipelines=None, custom_fields=None, drop_last=True, batches_ahead=3,
-                 recompile=False, order_kwargs=None, *, process_cache_limit=None):
+                 recompile=False, order_kwargs=None, *, process_cache_limit=None, storage_options=None,
+                 cache_dir=None, retry=None):
         self._init_args = dict(fname=fname, batch_size=batch_size, num_workers=num_workers,
                                os_cache=os_cache, order=order, distributed=distributed, seed=seed,
                                pipelines=pipelines, custom_fields=custom_fields, drop_last=drop_last,
                                batches_ahead=batches_ahead, recompile=recompile, order_kwargs=order_kwargs,
-                               process_cache_limit=process_cache_limit)
+                               process_cache_limit=process_cache_limit, storage_options=storage_options,
+                               cache_dir=cache_dir, retry=retry)
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         if not isinstance(num_workers, (int, np.integer)) or isinstance(num_workers, bool):
@@ -100,7 +120,8 @@ class Loader:
         self.batches_ahead = int(batches_ahead)
         self.recompile = bool(recompile)
         self.distributed = bool(distributed)
-        self.reader = Reader(self.fname, custom_handlers=custom_fields)
+        self.reader = Reader(self.fname, custom_handlers=custom_fields, storage_options=storage_options,
+                             cache_dir=cache_dir, retry=retry)
 
         if self.distributed:
             import torch.distributed as dist
@@ -129,7 +150,8 @@ class Loader:
         # The pages holding each sample are needed only by the process cache and by page-aware
         # orders; for other loaders the (num_samples, k) array is not built (at 10^8 samples it
         # would cost seconds and gigabytes at every start).
-        needs_pages = not self.os_cache or _order_class(order) not in (Sequential, Random)
+        needs_pages = (not self.os_cache or self.reader.remote is not None
+                       or _order_class(order) not in (Sequential, Random))
         self._sample_pages = sample_pages(self.reader, used_fields if needs_pages else [])
 
         self.order_option = order
@@ -140,13 +162,17 @@ class Loader:
         if type(self.traversal_order) in (Random, QuasiRandom) and len(self.indices) >= _ORDER_AHEAD_SAMPLES:
             self._order_ahead = _OrderAhead(self.traversal_order, 0)
 
-        if self.os_cache:
+        if self.reader.remote is not None:
+            self.memory_manager = remote_memory_manager(self.reader, self.os_cache, process_cache_limit)
+        elif self.os_cache:
             self.memory_manager = OSCacheManager(self.reader)
         else:
             self.memory_manager = ProcessCacheManager(self.reader, process_cache_limit)
 
         self.next_epoch = 0
         self._resume_batch = 0
+        self._resume_history = ()     # earlier stages of the next epoch (resumed with another world size)
+        self._resumed_batches = None  # this rank's batches of that epoch's remainder
         self._progress = None         # _Progress of the epoch last started
         self._current = None          # weakref to the running epoch's iterator
         self._slots = None
@@ -290,10 +316,12 @@ class Loader:
             self.close()
             epoch = self.next_epoch
             start = self._resume_batch
+            history, resumed = self._resume_history, self._resumed_batches
             self.next_epoch += 1
             self._resume_batch = 0
+            self._resume_history, self._resumed_batches = (), None
             slots = self._prepare_slots()
-            batches = self._batches(epoch)
+            batches = self._batches(epoch) if resumed is None else resumed
             pages = self._sample_pages
             seeds = [p.op_seeds(self.seed, epoch, i) for i, p in enumerate(self.pipelines)]
             run = EpochRun(pipelines=self.pipelines, slots=slots, batches=batches,
@@ -304,7 +332,7 @@ class Loader:
                            chunk_size=min((p.chunk_size() for p in self.pipelines), default=CHUNK_SIZE),
                            start_batch=start,
                            cuda=self._cuda, where=f"{self.fname!r}, epoch {epoch}")
-            self._progress = _Progress(epoch, start, len(batches))
+            self._progress = _Progress(epoch, start, len(batches), history)
             iterator = EpochIterator(self, run, self._progress)
             self._current = weakref.ref(iterator)
             return iterator
@@ -318,9 +346,11 @@ class Loader:
 
     # ------------------------------------------------------------ resume
 
-    def state_dict(self):
-        """Where training is: the epoch and how many of its batches were handed out (a batch
-        counts once the iterator has returned it; the batches prepared ahead do not).
+    def state_dict(self) -> dict:
+        """Where training is: the epoch and how many of its batches this rank handed out (a
+        batch counts once the iterator has returned it; the batches prepared ahead do not),
+        with what a loader of another world size needs to resume (``loader_state``; not a
+        collective: any rank may call it alone).
 
         ``load_state_dict`` on a loader made with the same arguments continues from there:
         the next ``iter()`` gives exactly the batches not yet handed out, then the next epochs
@@ -330,34 +360,95 @@ class Loader:
         if progress is not None and progress.given < progress.total:
             # an epoch left before its end, however (break, an exception, Ctrl-C, the iterator
             # dropped): it resumes with the first batch not handed out
-            epoch, batch = progress.epoch, progress.given
+            epoch, batch, history = progress.epoch, progress.given, progress.history
         else:
-            epoch, batch = self.next_epoch, self._resume_batch
-        return {'version': _STATE_VERSION, 'epoch': int(epoch), 'batch': int(batch), 'seed': self.seed,
-                'batch_size': self.batch_size, 'num_samples': int(len(self.indices)),
-                'world_size': self.world_size, 'rank': self.rank}
+            epoch, batch, history = self.next_epoch, self._resume_batch, self._resume_history
+        return make_state(epoch=epoch, batch=batch, seed=self.seed, batch_size=self.batch_size,
+                          num_samples=len(self.indices), world_size=self.world_size, rank=self.rank,
+                          drop_last=self.drop_last, order=self._order_name(), history=history)
 
-    def load_state_dict(self, state):
-        """Continue from ``state`` (a ``state_dict()`` of a loader made with the same arguments)."""
-        for key in ('version', 'epoch', 'batch', 'seed', 'batch_size', 'num_samples'):
-            if key not in state:
-                raise ValueError(f"not a Loader state: it has no {key!r}")
-        if state['version'] != _STATE_VERSION:
-            raise ValueError(f"cannot resume: the state has version {state['version']!r}; this loader reads "
-                             f"version {_STATE_VERSION} states")
-        mismatched = [f"{key} {state[key]} (this loader: {ours})"
-                      for key, ours in (('batch_size', self.batch_size),
-                                        ('num_samples', len(self.indices)),
-                                        ('world_size', self.world_size))
-                      if key in state and state[key] != ours]
-        if mismatched:
-            raise ValueError("cannot resume: the state was saved by a loader with " + ', '.join(mismatched))
+    def load_state_dict(self, state) -> None:
+        """Continue from ``state``: a ``state_dict()`` of a loader made with the same arguments,
+        or the list of every rank's ``state_dict()``, taken with this or another number of ranks
+        (``docs/elastic-resume.md``).
+
+        One state: the ranks are taken to have advanced in lockstep (as DDP makes them), each
+        having handed out the state's ``batch`` batches. A list (one state per old rank) gives
+        each rank's own count. With the world size of the state(s) and equal counts, the epoch
+        continues as it would have; otherwise the ranks of this loader share the epoch's samples
+        that no old rank consumed, each once, with the same number of batches on every rank.
+        A state of another dataset size, batch size, ``drop_last`` or order is refused.
+        """
+        point = read_resume_point(state, batch_size=self.batch_size, num_samples=len(self.indices),
+                                  world_size=self.world_size)
+        counts = set(point.current_batches)
+        if not point.history and point.current_world_size == self.world_size and len(counts) == 1 \
+                and None not in counts:
+            self._resume_at(point.epoch, point.seed, counts.pop())    # the epoch's normal order
+            return
+        self._resume_elsewhere(point)
+
+    def _resume_at(self, epoch, seed, batch, history=(), batches=None):
         self.close()
-        self.seed = int(state['seed'])
+        self.seed = int(seed)
         self.traversal_order.seed = self.seed
-        self.next_epoch = int(state['epoch'])
-        self._resume_batch = int(state['batch'])
+        self.next_epoch = int(epoch)
+        self._resume_batch = int(batch)
+        self._resume_history, self._resumed_batches = tuple(history), batches
         self._progress = None
+
+    def _order_name(self):
+        kind = type(self.traversal_order)
+        return f"{kind.__module__}.{kind.__qualname__}"
+
+    def _resume_elsewhere(self, point):
+        """Resume from ``point``, taken with another world size, or in an epoch already resumed
+        with another world size, or with ranks not in lockstep: this rank's batches of what the
+        earlier stages left (``elastic``)."""
+        differing = [f"{name} {theirs!r} (this loader: {ours!r})"
+                     for name, theirs, ours in (('drop_last', point.drop_last, self.drop_last),
+                                                ('order', point.order, self._order_name()))
+                     if theirs is not None and theirs != ours]
+        if differing:
+            raise ValueError("cannot resume: the state was saved by a loader with " + ', '.join(differing))
+        if not deals_global_order(self.traversal_order):
+            raise ValueError(f"cannot resume a state saved with world_size {point.current_world_size} on "
+                             f"{self.world_size} ranks (or with ranks not in lockstep): the order "
+                             f"{self._order_name()} makes each rank's samples itself (its own "
+                             f"sample_order), so what other ranks consumed is unknown. Resume with "
+                             f"{point.current_world_size} ranks, or derive the order from Sequential, Random "
+                             f"or QuasiRandom, overriding global_order")
+        order = copy.copy(self.traversal_order)
+        order.seed = point.seed
+        n, batch_size, drop_last = len(self.indices), self.batch_size, self.drop_last
+        counts = point.current_batches
+        if None in counts:      # ranks already in the next epoch: they handed out all their batches
+            total = stage_batches(n, batch_size, drop_last, point.history, point.current_world_size,
+                                  order.dealt_positions)
+            counts = tuple(total if count is None else count for count in counts)
+        current = Stage(point.current_world_size, counts)
+        if current.world_size == self.world_size and len(set(counts)) == 1:
+            history, skip = point.history, counts[0]   # the same stage, continued
+            if not history:
+                self._resume_at(point.epoch, point.seed, skip)
+                return
+        else:
+            history, skip = drop_unconsumed(point.history + (current,)), 0
+        if not history:        # nothing consumed: the epoch's normal order with this world size
+            self._resume_at(point.epoch, point.seed, 0)
+            return
+        remaining = remaining_positions(n, batch_size, drop_last, history, order.dealt_positions)
+        split = split_remainder(remaining.size, self.world_size, batch_size)
+        if skip > split.num_batches:
+            raise ValueError(f"the state says each rank handed out {skip} batches of resumed stage "
+                             f"{len(history)}, which has {split.num_batches} batches per rank")
+        if skip == split.num_batches:   # nothing left of the epoch
+            self._resume_at(point.epoch + 1, point.seed, 0)
+            return
+        global_order = np.asarray(order.global_order(point.epoch), dtype=np.int64)
+        batches = [global_order[remaining[rows]] for rows in split.rank_batches(self.rank)]
+        self._order_ahead = None
+        self._resume_at(point.epoch, point.seed, skip, history, batches)
 
     # ------------------------------------------------------------ filter
 
@@ -428,11 +519,13 @@ class _OrderAhead:
 
 class _Progress:
     """How far an epoch got: batches handed out of ``total``; the loader keeps the record of
-    the epoch last started, so that ``state_dict`` knows it after the iterator is gone."""
-    __slots__ = ('epoch', 'given', 'total')
+    the epoch last started, so that ``state_dict`` knows it after the iterator is gone.
+    ``history``: the epoch's earlier stages (``elastic.Stage``) when it was resumed with another
+    number of ranks, the batches being then this rank's share of what they left."""
+    __slots__ = ('epoch', 'given', 'total', 'history')
 
-    def __init__(self, epoch, given, total):
-        self.epoch, self.given, self.total = epoch, given, total
+    def __init__(self, epoch, given, total, history=()):
+        self.epoch, self.given, self.total, self.history = epoch, given, total, tuple(history)
 
 
 class EpochIterator:

@@ -8,7 +8,20 @@
   slow file systems where the OS page cache does not help, and for datasets larger than
   RAM (memory stays bounded by ``limit_bytes``).
 
-Both expose ``storage_state`` (see ``ffcv_ops.storage``) to the decoders, and
+A file on object storage (a URL; ``ffcv_format.remote``) is paged by range requests:
+
+- without a cache directory, always by ``ProcessCacheManager`` (whatever ``os_cache`` says):
+  there is no local file for the OS to cache;
+- with a cache directory (``ffcv_format.page_cache``: pages downloaded once per machine into
+  a local sparse copy shared by its processes), ``os_cache=True`` gives
+  ``MappedPageCacheManager``, which reads the memory-mapped copy (the OS page cache holds it,
+  shared by the processes), and ``os_cache=False`` the ``ProcessCacheManager``, which reads
+  the pages from the copy into its own slots.
+
+Pages are fetched when the scheduler admits a batch, ``batches_ahead`` batches before it is
+decoded, in the order the batches come, by a pool of I/O threads (many requests in flight).
+
+All expose ``storage_state`` (see ``ffcv_ops.storage``) to the decoders, and
 ``prepare(pages)``/``wait(ticket)``/``release(ticket)`` to the scheduler. FFCV 1.0's API is
 there too, for code that drives a memory manager itself: ``schedule_epoch(batches)`` gives a
 :class:`MemoryContext` (``with context:``, ``context.start_batch(b)``, ``context.state``) and
@@ -168,6 +181,91 @@ class OSCacheManager(MemoryManager):
         return 0
 
 
+class MappedPageCacheManager(MemoryManager):
+    """``os_cache=True`` for a remote file with a cache directory: the decoders read the
+    memory map of the machine's copy of the file (``reader.page_cache``), so the OS page cache
+    holds its pages, shared by the processes reading it. Pages missing from the copy are
+    downloaded ahead of the batches that need them by ``io_threads`` threads, once per machine;
+    pages present stay resident (nothing is evicted: the copy is on disk)."""
+
+    def __init__(self, reader, io_threads=16):
+        super().__init__(reader)
+        self.cache = reader.page_cache
+        self.page_size = ps = reader.page_size
+        self.num_pages = self.cache.num_pages
+        present = self.cache.present_pages()
+        offsets = np.where(present, np.arange(self.num_pages, dtype=np.int64) * ps, -1)
+        self.storage_state = make_storage_state(self.cache.mapping(), offsets, ps, reader.allocations(),
+                                                reader.data_region)
+        # where each page starts in the mapping (-1: not yet present); the decoders read this array
+        self.page_offsets = self.storage_state[1]
+        self._lock = threading.Lock()
+        self._fetching = {}               # page -> future
+        self._pool = ThreadPoolExecutor(max_workers=io_threads, thread_name_prefix='ffcv-page-fetcher')
+        self._closed = False
+
+    def prepare(self, pages):
+        """Start fetching the pages of ``pages`` not yet present; the ticket is their futures."""
+        futures = []
+        with self._lock:
+            for p in _pages_in_file(pages, self.num_pages):
+                if self.page_offsets[p] >= 0:
+                    continue
+                future = self._fetching.get(p)
+                if future is None:
+                    future = self._fetching[p] = self._pool.submit(self._fetch, p)
+                futures.append(future)
+        return futures
+
+    def _fetch(self, page):
+        try:
+            self.cache.ensure(page)
+            self.page_offsets[page] = page * self.page_size
+        finally:
+            with self._lock:      # a failed fetch is tried again by the next batch needing the page
+                self._fetching.pop(page, None)
+
+    def can_prepare(self, pages):
+        return True
+
+    def wait(self, ticket):
+        for future in ticket:
+            future.result()
+
+    def release(self, ticket):
+        pass
+
+    @property
+    def resident_bytes(self):
+        return 0    # the OS page cache holds them, not this process
+
+    def close(self):
+        if self._closed:
+            return
+        self._closed = True
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+def remote_memory_manager(reader, os_cache, process_cache_limit=None):
+    """The memory manager of a remote file (see the module's docstring): with a cache directory
+    and ``os_cache``, :class:`MappedPageCacheManager`; otherwise :class:`ProcessCacheManager`."""
+    if os_cache and reader.page_cache is not None:
+        return MappedPageCacheManager(reader)
+    return ProcessCacheManager(reader, process_cache_limit)
+
+
+def _pages_in_file(pages, num_pages):
+    """The pages of ``pages`` that exist: a damaged pointer may name a page past the end of
+    the file; the decoder reading it reports the sample (``ffcv_ops.storage``)."""
+    return [int(p) for p in pages if 0 <= p < num_pages]
+
+
 class _Ticket:
     __slots__ = ('pages', 'futures')
 
@@ -182,10 +280,12 @@ class ProcessCacheManager(MemoryManager):
     """Reads pages ahead into a bounded pool of page slots of its own.
 
     ``limit_bytes``: memory for cached pages (rounded down to whole pages; at least what the
-    batches in flight need). ``io_threads``: concurrent reads.
+    batches in flight need). ``io_threads``: concurrent reads (default 8 for a local file,
+    16 for a remote one, whose pages come by range requests, through its cache directory
+    when it has one).
     """
 
-    def __init__(self, reader, limit_bytes=None, io_threads=8):
+    def __init__(self, reader, limit_bytes=None, io_threads=None):
         super().__init__(reader)
         self.page_size = ps = reader.page_size
         self.num_pages = -(-reader.file_size // ps)
@@ -203,14 +303,21 @@ class ProcessCacheManager(MemoryManager):
         self._loading = {}                # page -> future
         self._lru = OrderedDict()         # resident pages nobody holds, oldest first
         self._free = list(range(self.num_slots - 1, -1, -1))
-        self._fd = os.open(reader.file_name, os.O_RDONLY)
+        self._fd = None
+        if reader.page_cache is not None:
+            self._read_page = self._read_cached_page
+        elif reader.remote is not None:
+            self._read_page = self._read_remote_page
+        else:
+            self._fd = os.open(reader.file_name, os.O_RDONLY)
+            self._read_page = self._read_local_page
+        if io_threads is None:
+            io_threads = 8 if reader.remote is None else 16
         self._pool = ThreadPoolExecutor(max_workers=io_threads, thread_name_prefix='ffcv-page-reader')
         self._closed = False
 
     def _in_file(self, pages):
-        """The pages of ``pages`` that exist: a damaged pointer may name a page past the end of
-        the file; the decoder reading it reports the sample (``ffcv_ops.storage``)."""
-        return [int(p) for p in pages if 0 <= p < self.num_pages]
+        return _pages_in_file(pages, self.num_pages)
 
     def can_prepare(self, pages):
         """Whether slots are available for ``pages`` without evicting a held page."""
@@ -255,17 +362,34 @@ class ProcessCacheManager(MemoryManager):
         view = memoryview(self.arena[slot * ps:(slot + 1) * ps])
         offset = page * ps
         length = min(ps, self.reader.file_size - offset)
-        done = 0
-        while done < length:
-            n = os.preadv(self._fd, [view[done:length]], offset + done)
-            if n <= 0:
-                raise OSError(f"{self.reader.file_name}: could not read page {page} (file truncated?)")
-            done += n
+        try:
+            self._read_page(page, view[:length], offset)
+        except BaseException:
+            with self._lock:    # the slot is freed: the next batch needing the page reads it again
+                self._loading.pop(page, None)
+                if self._slot_of.get(page) == slot:
+                    del self._slot_of[page]
+                    self._free.append(slot)
+            raise
         with self._lock:
             self.page_offsets[page] = slot * ps
             self._loading.pop(page, None)
             if page not in self._refs:      # released while it was being read
                 self._lru[page] = None
+
+    def _read_local_page(self, page, view, offset):
+        done, length = 0, len(view)
+        while done < length:
+            n = os.preadv(self._fd, [view[done:length]], offset + done)
+            if n <= 0:
+                raise OSError(f"{self.reader.file_name}: could not read page {page} (file truncated?)")
+            done += n
+
+    def _read_remote_page(self, page, view, offset):
+        self.reader.remote.read_into(view, offset)
+
+    def _read_cached_page(self, page, view, offset):
+        self.reader.page_cache.read_into(page, view)
 
     def wait(self, ticket):
         for future in ticket.futures:
@@ -293,7 +417,8 @@ class ProcessCacheManager(MemoryManager):
             return
         self._closed = True
         self._pool.shutdown(wait=True, cancel_futures=True)
-        os.close(self._fd)
+        if self._fd is not None:
+            os.close(self._fd)
 
     def __del__(self):
         try:

@@ -31,9 +31,19 @@ a multiple of ``batch_size``, every padded repeat lies in a dropped partial batc
 ``drop_last=True`` no sample is seen twice; when ``L`` is a multiple of ``batch_size``
 nothing is dropped and the (fewer than ``world_size``) repeats are kept.
 
+Dealing, for resuming with another world size (``docs/elastic-resume.md``): the built-in
+orders make an epoch's global order (:meth:`TraversalOrder.global_order`, the same on every
+rank and for every world size) and deal it to ranks by position (:meth:`~TraversalOrder.shard`).
+:meth:`TraversalOrder.dealt_positions` says which positions of the global order each rank of
+any world size gets, so that a loader can work out what the ranks of another world size
+consumed. A custom order takes part when it derives from a built-in order and overrides
+``global_order`` (and, if it deals otherwise, ``shard``, by position) but not
+``sample_order`` (:func:`deals_global_order`).
+
 This module imports only numpy.
 """
 import abc
+import copy
 import enum
 import inspect
 import math
@@ -43,7 +53,7 @@ from typing import Type, Union
 import numpy as np
 
 __all__ = ['OrderOption', 'TraversalOrder', 'Sequential', 'Random', 'QuasiRandom', 'ORDER_TYPES',
-           'ORDER_TYPE', 'make_order']
+           'ORDER_TYPE', 'make_order', 'deals_global_order']
 
 # spawn_key of every SeedSequence made here, so that an order's generator never equals a
 # generator made elsewhere from (seed, epoch, ...) as plain entropy (augmentations, say).
@@ -183,21 +193,57 @@ class TraversalOrder(abc.ABC):
             return order
         return np.ascontiguousarray(self.pad(order)[self.rank::self.world_size])
 
+    def global_order(self, epoch: int) -> np.ndarray:
+        """The epoch's order of all of ``indices``, before padding and dealing (the same on
+        every rank and for every world size). The built-in orders define it; their
+        :meth:`sample_order` is ``self.shard(self.global_order(epoch))``."""
+        raise NotImplementedError(f"{type(self).__name__} does not define global_order(epoch)")
+
+    def dealt_positions(self, world_size: int) -> np.ndarray:
+        """Which positions of the epoch's global order each rank of ``world_size`` ranks gets:
+        a ``(world_size, ceil(n / world_size))`` int64 array whose row ``r`` is rank ``r``'s
+        :meth:`shard` of ``np.arange(n)`` (``n = len(indices)``), padding repeats included
+        (a repeat of position ``g`` reads ``g``). The same for every epoch and seed, and
+        whether or not this order is distributed."""
+        world_size = _integer(world_size, 'world_size', 1)
+        n = self.indices.size
+        length = -(-n // world_size)
+        if n == 0:
+            return np.zeros((world_size, 0), dtype=np.int64)
+        if type(self).shard is TraversalOrder.shard:   # DistributedSampler's layout, vectorised
+            dealt = np.arange(length, dtype=np.int64)[None, :] * world_size + np.arange(world_size)[:, None]
+            return dealt % n
+        positions = np.arange(n, dtype=np.int64)
+        rows = [self._dealing(rank, world_size).shard(positions) for rank in range(world_size)]
+        return np.stack([np.asarray(row, dtype=np.int64) for row in rows])
+
+    def _dealing(self, rank, world_size):
+        """A shallow copy of this order dealing to ``rank`` of ``world_size`` ranks."""
+        other = copy.copy(self)
+        other.distributed, other.rank, other.world_size = True, rank, world_size
+        return other
+
 
 class Sequential(TraversalOrder):
     """``indices`` in the order given, every epoch (``seed`` unused)."""
 
-    def sample_order(self, epoch):
+    def global_order(self, epoch):
         _integer(epoch, 'epoch', 0)
-        return self.shard(self.indices)
+        return self.indices
+
+    def sample_order(self, epoch):
+        return self.shard(self.global_order(epoch))
 
 
 class Random(TraversalOrder):
     """A uniform random permutation of ``indices`` per epoch, from (seed, epoch) only."""
     SALT = 1
 
+    def global_order(self, epoch):
+        return self.indices[self.epoch_rng(epoch).permutation(self.indices.size)]
+
     def sample_order(self, epoch):
-        return self.shard(self.indices[self.epoch_rng(epoch).permutation(self.indices.size)])
+        return self.shard(self.global_order(epoch))
 
 
 class QuasiRandom(TraversalOrder):
@@ -283,9 +329,32 @@ class QuasiRandom(TraversalOrder):
         tail = padded[head + self.rank * chunk:head + (self.rank + 1) * chunk]
         return np.concatenate([blocks, tail])
 
+    def dealt_positions(self, world_size):
+        """As :meth:`TraversalOrder.dealt_positions`, for this order's dealing in blocks."""
+        world_size = _integer(world_size, 'world_size', 1)
+        n, batch = self.indices.size, self.batch_size
+        length = -(-n // world_size)
+        if n == 0 or type(self).shard is not QuasiRandom.shard:
+            return super().dealt_positions(world_size)
+        rounds = length // batch
+        head = rounds * world_size * batch
+        blocks = np.arange(head, dtype=np.int64).reshape(rounds, world_size, batch).transpose(1, 0, 2)
+        tail_length = length - rounds * batch
+        tails = head + np.arange(world_size * tail_length, dtype=np.int64).reshape(world_size, tail_length)
+        return np.concatenate([blocks.reshape(world_size, rounds * batch), tails], axis=1) % n
+
     def sample_order(self, epoch):
         return self.shard(self.global_order(epoch))
 
+
+def deals_global_order(order: TraversalOrder) -> bool:
+    """Whether ``order``'s :meth:`~TraversalOrder.sample_order` is a built-in one, which deals
+    :meth:`~TraversalOrder.global_order` by :meth:`~TraversalOrder.shard`: then which samples
+    ranks of any world size get is known (:meth:`~TraversalOrder.dealt_positions`)."""
+    return type(order).sample_order in _DEALING_SAMPLE_ORDERS
+
+
+_DEALING_SAMPLE_ORDERS = (Sequential.sample_order, Random.sample_order, QuasiRandom.sample_order)
 
 ORDER_TYPES = {
     OrderOption.SEQUENTIAL: Sequential,
