@@ -10,15 +10,15 @@ import textwrap
 import numpy as np
 import pytest
 
-from ffcv_format import FormatError, IntField, NDArrayField, Reader, RGBImageField
+from ffcv_format import FormatError, Reader
 from ffcv_format.mutations import mutations, select
-from ffcv_format.testing import photo_like_image, write_dataset
 
 pytest.importorskip('s3fs')
 pytest.importorskip('moto')
 
 from ffcv_format.remote import RemoteReadError, RetryPolicy  # noqa: E402
-from ffcv_format.remote_testing import recording_proxy, s3_server, storage_options_for  # noqa: E402
+from ffcv_format.remote_testing import (mixed_dataset, offline_aws_environment, recording_proxy,  # noqa: E402
+                                        s3_server, storage_options_for)
 
 PAGE = 1 << 21
 URL = 's3://data/train.beton'
@@ -28,28 +28,15 @@ QUICK = RetryPolicy(attempts=3, first_delay=0.01, max_delay=0.05)
 
 
 @pytest.fixture(scope='module', autouse=True)
-def no_cloud(tmp_path_factory):
-    """Dummy credentials, and botocore never asks an instance-metadata service."""
-    saved = dict(os.environ)
-    os.environ.update(AWS_ACCESS_KEY_ID='testing', AWS_SECRET_ACCESS_KEY='testing',
-                      AWS_EC2_METADATA_DISABLED='true', AWS_CONFIG_FILE=os.devnull,
-                      AWS_SHARED_CREDENTIALS_FILE=os.devnull)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
+def no_cloud():
+    with offline_aws_environment():
+        yield
 
 
 @pytest.fixture(scope='module')
 def local_file(tmp_path_factory):
     """200 samples: a JPEG image, a float32 array, an int; data on two pages."""
-    rng = np.random.default_rng(4)
-    samples = [(photo_like_image(rng, 40, 56), rng.standard_normal((24, 24)).astype(np.float32), k)
-               for k in range(200)]
-    fields = {'image': RGBImageField(write_mode='jpg'), 'values': NDArrayField(np.dtype('float32'), (24, 24)),
-              'label': IntField()}
-    path = tmp_path_factory.mktemp('remote-reader') / 'train.beton'
-    write_dataset(path, fields, samples, page_size=PAGE)
-    return path
+    return mixed_dataset(tmp_path_factory.mktemp('remote-reader') / 'train.beton', 200, (40, 56), (24, 24), PAGE, 4)
 
 
 @pytest.fixture(scope='module')

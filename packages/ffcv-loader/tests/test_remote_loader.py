@@ -11,8 +11,7 @@ import time
 
 import numpy as np
 import pytest
-from ffcv_format import IntField, NDArrayField, Reader, RGBImageField
-from ffcv_format.testing import photo_like_image, write_dataset
+from ffcv_format import Reader
 from ffcv_loader import Loader, OrderOption
 from ffcv_loader.memory import MappedPageCacheManager, ProcessCacheManager
 
@@ -20,37 +19,24 @@ pytest.importorskip('s3fs')
 pytest.importorskip('moto')
 
 from ffcv_format.remote import RemoteReadError, RetryPolicy  # noqa: E402
-from ffcv_format.remote_testing import recording_proxy, s3_server, storage_options_for  # noqa: E402
+from ffcv_format.remote_testing import (OFFLINE_AWS_ENVIRONMENT, mixed_dataset,  # noqa: E402
+                                        offline_aws_environment, recording_proxy, s3_server,
+                                        storage_options_for)
 
 PAGE = 1 << 21
 URL = 's3://data/train.beton'
 NO_BACKEND_RETRIES = {'config_kwargs': {'retries': {'total_max_attempts': 1, 'mode': 'standard'}}}
 QUICK = RetryPolicy(attempts=4, first_delay=0.01, max_delay=0.05)
-DUMMY_AWS = dict(AWS_ACCESS_KEY_ID='testing', AWS_SECRET_ACCESS_KEY='testing',
-                 AWS_EC2_METADATA_DISABLED='true', AWS_CONFIG_FILE=os.devnull,
-                 AWS_SHARED_CREDENTIALS_FILE=os.devnull)
-
-
 @pytest.fixture(scope='module', autouse=True)
 def no_cloud():
-    """Dummy credentials, and botocore never asks an instance-metadata service."""
-    saved = dict(os.environ)
-    os.environ.update(DUMMY_AWS)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
+    with offline_aws_environment():
+        yield
 
 
 @pytest.fixture(scope='module')
 def local_file(tmp_path_factory):
     """600 samples: a JPEG image (64x80), a 48x48 float32 array, an int; data on 4 pages."""
-    rng = np.random.default_rng(11)
-    samples = [(photo_like_image(rng, 64, 80), rng.standard_normal((48, 48)).astype(np.float32), k)
-               for k in range(600)]
-    fields = {'image': RGBImageField(write_mode='jpg'), 'values': NDArrayField(np.dtype('float32'), (48, 48)),
-              'label': IntField()}
-    path = tmp_path_factory.mktemp('remote-loader') / 'train.beton'
-    write_dataset(path, fields, samples, page_size=PAGE)
+    path = mixed_dataset(tmp_path_factory.mktemp('remote-loader') / 'train.beton', 600, (64, 80), (48, 48), PAGE, 11)
     assert len(np.unique(Reader(path).sample_pages(['image', 'values']))) >= 4
     return path
 
@@ -134,7 +120,7 @@ def test_two_processes_sharing_a_cache_directory_download_each_page_once(local_f
     expected = hashlib.sha256(b''.join(local_epoch)).hexdigest()
     script = tmp_path / 'sharing.py'
     script.write_text(_SHARING_PROCESS)
-    env = dict(os.environ, **DUMMY_AWS)
+    env = dict(os.environ, **OFFLINE_AWS_ENVIRONMENT)
     # answers 50 ms late: the two processes overlap, and one waits on the other's page locks
     with recording_proxy(s3.endpoint_url, delay=0.05) as proxy:
         ready = [tmp_path / 'ready-0', tmp_path / 'ready-1']

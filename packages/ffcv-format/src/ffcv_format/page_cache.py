@@ -32,6 +32,7 @@ import mmap
 import os
 import re
 import threading
+import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
@@ -151,7 +152,7 @@ class PageCache:
             if self._marked(page):
                 self._present[page] = True
                 return None
-            fcntl.lockf(self._flags_fd, fcntl.LOCK_EX, 1, page, os.SEEK_SET)
+            self._lock_page(page)
             try:
                 if self._marked(page):
                     data = None
@@ -163,6 +164,24 @@ class PageCache:
                 fcntl.lockf(self._flags_fd, fcntl.LOCK_UN, 1, page, os.SEEK_SET)
             self._present[page] = True
             return data
+
+    def _lock_page(self, page):
+        """Take the machine-wide lock of ``page`` (its byte of the flags file), waiting for the
+        process that holds it. The kernel's deadlock detection for these locks works per process,
+        not per thread: when two processes each hold one page (two threads each) and wait for the
+        other's, it answers EDEADLK, though each holder lets go once its page is stored (no
+        thread waits for a lock while it holds one: there is no real deadlock). Then wait a
+        moment and ask again."""
+        delay = 0.001
+        while True:
+            try:
+                fcntl.lockf(self._flags_fd, fcntl.LOCK_EX, 1, page, os.SEEK_SET)
+                return
+            except OSError as e:
+                if e.errno != errno.EDEADLK:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
 
     def _store(self, page, start, data):
         try:

@@ -77,6 +77,40 @@ class S3Server:
             response.read()
 
 
+#: environment for talking to the local server only: dummy credentials, and botocore never asks
+#: an instance-metadata service or reads the user's AWS configuration
+OFFLINE_AWS_ENVIRONMENT = dict(AWS_ACCESS_KEY_ID='testing', AWS_SECRET_ACCESS_KEY='testing',
+                               AWS_EC2_METADATA_DISABLED='true', AWS_CONFIG_FILE=os.devnull,
+                               AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+
+
+@contextlib.contextmanager
+def offline_aws_environment() -> Iterator[None]:
+    """``os.environ`` with :data:`OFFLINE_AWS_ENVIRONMENT` inside, restored after."""
+    saved = dict(os.environ)
+    os.environ.update(OFFLINE_AWS_ENVIRONMENT)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def mixed_dataset(path, samples: int, image_shape: Tuple[int, int], array_shape: Tuple[int, int], page_size: int,
+                  seed: int):
+    """A file of ``samples`` samples: a JPEG image, a float32 array, an int label."""
+    import numpy as np
+    from .fields import IntField, NDArrayField, RGBImageField
+    from .testing import photo_like_image, write_dataset
+    rng = np.random.default_rng(seed)
+    rows = [(photo_like_image(rng, *image_shape), rng.standard_normal(array_shape).astype(np.float32), k)
+            for k in range(samples)]
+    fields = {'image': RGBImageField(write_mode='jpg'), 'values': NDArrayField(np.dtype('float32'), array_shape),
+              'label': IntField()}
+    write_dataset(path, fields, rows, page_size=page_size)
+    return path
+
+
 def storage_options_for(endpoint_url: str, **extra) -> dict:
     """fsspec storage options reaching an S3 server at ``endpoint_url`` with the dummy
     credentials (``extra`` added, e.g. ``config_kwargs``)."""
