@@ -185,6 +185,22 @@ def _aligned(n):
 
 
 @njit(nogil=True, cache=True)
+def _locate_chunk(columns, indices, channels, state):
+    """A chunk's images: ``(row, code, largest, modes, heights, widths, starts, sizes)`` from
+    ``images.locate_images`` over the field's (mode, height, width, data_ptr) ``columns``."""
+    n = indices.shape[0]
+    modes = np.empty(n, np.uint8)
+    heights = np.empty(n, np.int64)
+    widths = np.empty(n, np.int64)
+    ptrs = np.empty(n, np.uint64)
+    starts = np.empty(n, np.int64)
+    sizes = np.empty(n, np.int64)
+    row, code, largest = locate_images(columns[0], columns[1], columns[2], columns[3], indices, channels, state,
+                                       modes, heights, widths, ptrs, starts, sizes)
+    return row, code, largest, modes, heights, widths, starts, sizes
+
+
+@njit(nogil=True, cache=True)
 def decode_chunk(workspace, columns, indices, state, channels, box_kind, box_parameters, seed, max_denom, boxes,
                  destination, status, flip_prob, flip_seed):
     """A chunk of a crop decoder in one call: its metadata gathered and checked
@@ -201,14 +217,7 @@ def decode_chunk(workspace, columns, indices, state, channels, box_kind, box_par
     non-zero: nothing was decoded), or a workspace too small (``needed`` bytes; nothing
     was decoded), or how many images were left to the caller (``status``)."""
     n = indices.shape[0]
-    modes = np.empty(n, np.uint8)
-    heights = np.empty(n, np.int64)
-    widths = np.empty(n, np.int64)
-    ptrs = np.empty(n, np.uint64)
-    starts = np.empty(n, np.int64)
-    sizes = np.empty(n, np.int64)
-    row, code, largest = locate_images(columns[0], columns[1], columns[2], columns[3], indices, channels, state,
-                                       modes, heights, widths, ptrs, starts, sizes)
+    row, code, largest, modes, heights, widths, starts, sizes = _locate_chunk(columns, indices, channels, state)
     if code != 0:
         return row, code, 0, 0
     widest = 1
@@ -303,14 +312,7 @@ def decode_views_chunk(workspace, columns, indices, state, channels, box_paramet
     ``(row, code, needed, left_out)`` as :func:`decode_chunk`."""
     n = indices.shape[0]
     views = boxes.shape[0]
-    modes = np.empty(n, np.uint8)
-    heights = np.empty(n, np.int64)
-    widths = np.empty(n, np.int64)
-    ptrs = np.empty(n, np.uint64)
-    starts = np.empty(n, np.int64)
-    sizes = np.empty(n, np.int64)
-    row, code, largest = locate_images(columns[0], columns[1], columns[2], columns[3], indices, channels, state,
-                                       modes, heights, widths, ptrs, starts, sizes)
+    row, code, largest, modes, heights, widths, starts, sizes = _locate_chunk(columns, indices, channels, state)
     if code != 0:
         return row, code, 0, 0
     widest = 1
