@@ -103,6 +103,9 @@ class EpochRun:
         self.error = None
         self.stopped = False
         self.threads = []
+        # per ring slot, the chunked pipelines' runners with the slot's buffers bound
+        self.runners = [[(p, pipelines[p].chunk_runner(slot[p], seeds[p], storage_state)) for p in self.chunked]
+                        for slot in slots]
         with self.mutex:
             self._admit()
         for i in range(num_workers):
@@ -161,15 +164,15 @@ class EpochRun:
             self.memory.wait(ticket)
         except Exception as e:
             _raise_in_context(e, f"{self.where}, batch {b}: reading its pages")
-        slot = self.slots[self._slot(b)]
+        s = b % len(self.slots)
+        slot = self.slots[s]
         if self.cuda is not None:
-            self.cuda.host_ready(self._slot(b))
+            self.cuda.host_ready(s)
         if hi > lo:
             p = 0
             try:
-                for p in self.chunked:
-                    results[p][c] = self.pipelines[p].run_chunk(slot[p], indices, lo, hi, self.seeds[p],
-                                                                self.storage_state)
+                for p, run in self.runners[s]:
+                    results[p][c] = run(indices, lo, hi)
             except Exception as e:
                 _raise_in_context(e, self._where(b, self.pipelines[p], indices[lo:hi]))
         with self.mutex:

@@ -267,6 +267,32 @@ class Pipeline:
             x = call(x, None if buffer is None else buffer[lo:hi], chunk, seeds[k])
         return x
 
+    def chunk_runner(self, buffers, seeds, storage_state):
+        """``run(indices, lo, hi)``: :meth:`run_chunk` with one ring slot's ``buffers``, an
+        epoch's ``seeds`` and ``storage_state`` bound, made once per epoch and slot. A parallel
+        part that is the decoder alone (a fused flip included) is its call with those bound:
+        the Python between a worker thread and the compiled code is one frame."""
+        if self._chunk_calls:
+            run_chunk = self.run_chunk
+
+            def run(indices, lo, hi):
+                return run_chunk(buffers, indices, lo, hi, seeds, storage_state)
+
+            return run
+        decode, buffer, metadata, seed = self.steps[0].call, buffers[0], self.metadata, seeds[0]
+        if self._fused_next:
+            next_seed = seeds[1]
+
+            def run_fused(indices, lo, hi):
+                return decode(indices[lo:hi], buffer[lo:hi], metadata, storage_state, seed, next_seed)
+
+            return run_fused
+
+        def run_decoder(indices, lo, hi):
+            return decode(indices[lo:hi], None if buffer is None else buffer[lo:hi], metadata, storage_state, seed)
+
+        return run_decoder
+
     def finish_batch(self, buffers, indices, chunk_results, chunk_bounds, seeds):
         """Join the chunks' results into the batch and run the batch part on it."""
         n = indices.shape[0]
