@@ -57,6 +57,11 @@ a folder that cannot be listed, stops the conversion with its path (fix it and r
 again), or with --skip-bad is skipped and listed in DST.skipped.txt (a skipped class
 folder keeps its label: the other classes are not renumbered).
 
+--engine ray converts the parts as Ray tasks on a cluster (pip install
+'ffcv-convert[ray]') and writes the same file, byte for byte. The tasks write the parts
+into DST.parts/, which every node must then see at the same path (a shared filesystem),
+or upload them to --parts-url (object storage), from where they are downloaded here.
+
 examples:
   %(prog)s data/train train.beton --max-resolution 256 --jpeg-quality 90
   %(prog)s data/train train.beton --write-mode jpg --keep-jpeg
@@ -64,6 +69,8 @@ examples:
   %(prog)s labels.csv train.beton --path-column file --fields image,label=class_id:int
   %(prog)s 'shards/train-{000000..000146}.tar' train.beton --fields image=jpg,label=cls:int
   %(prog)s data/train train.beton --skip-bad --skipped-report bad-images.txt
+  %(prog)s /shared/train /shared/train.beton --engine ray --address 10.0.0.5:6379
+  %(prog)s s3://bucket/train train.beton --engine ray --parts-url s3://bucket/tmp/train-parts
 """
 
 
@@ -124,6 +131,19 @@ def _add_convert(subparsers):
     g.add_argument('--restart', action='store_true',
                    help='discard unfinished work in DST.parts/ and start over')
     g.add_argument('-q', '--quiet', action='store_true', help='no progress bar')
+    g = p.add_argument_group('on a cluster')
+    g.add_argument('--engine', choices=('local', 'ray'), default='local',
+                   help="local (this machine's cores, default) or ray (Ray tasks on a cluster, one per part; "
+                        "--workers is then each task's threads and CPUs, default 1)")
+    g.add_argument('--address', metavar='ADDR',
+                   help='the Ray cluster, e.g. 10.0.0.5:6379 or ray://head:10001 (default: $RAY_ADDRESS, '
+                        'else the cluster `ray start` started on this machine, else a new Ray on this machine)')
+    g.add_argument('--parts-url', metavar='URL',
+                   help='object storage where the Ray tasks upload finished parts (e.g. '
+                        's3://bucket/tmp/parts), for nodes that do not share the filesystem of DST '
+                        '(default: DST.parts/)')
+    g.add_argument('-P', '--parts-storage-option', action='append', type=_storage_option, default=[],
+                   metavar='KEY=VALUE', help='fsspec option for --parts-url (repeatable)')
     p.set_defaults(run=run_convert, prog=p.prog)
 
 
@@ -138,6 +158,21 @@ def _overwrite_flag(run):
             raise OutputExistsError(e.path, 'add --overwrite to replace it') from None
 
     return checked
+
+
+def _engine_arguments(args):
+    """convert()'s engine arguments from the command line's, refusing cluster options
+    given without ``--engine ray``."""
+    if args.engine != 'ray':
+        given = [flag for flag, value in (('--address', args.address), ('--parts-url', args.parts_url),
+                                          ('--parts-storage-option', args.parts_storage_option)) if value]
+        if given:
+            raise ValueError(f"{', '.join(given)} is for --engine ray")
+        return {}
+    if args.parts_storage_option and not args.parts_url:
+        raise ValueError("--parts-storage-option is for --parts-url")
+    return {'engine': 'ray', 'ray_address': args.address, 'parts_url': args.parts_url,
+            'parts_storage_options': dict(args.parts_storage_option) if args.parts_url else None}
 
 
 @_overwrite_flag
@@ -155,7 +190,7 @@ def run_convert(args):
                          workers=args.workers or -1, io_workers=args.io_workers, part_size=args.part_size,
                          on_error='skip' if args.skip_bad else 'stop', skipped_report=args.skipped_report,
                          overwrite=args.overwrite, restart=args.restart, page_size=args.page_size,
-                         progress=not args.quiet)
+                         progress=not args.quiet, **_engine_arguments(args))
     except KeyboardInterrupt:
         print(f"{args.prog}: interrupted; finished parts are kept in {work_dir_for(args.dst)}: "
               "run the same command again to resume", file=sys.stderr)

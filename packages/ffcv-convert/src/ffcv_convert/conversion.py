@@ -13,6 +13,9 @@ per shard for WebDataset. Next to the destination, a work folder ``DST.parts/`` 
   the part's ``.beton`` gets its name (so a part file never exists without it);
 - ``lock``: held (``flock``) while a conversion runs, so two cannot write at once.
 
+The parts are written here (:func:`write_parts`, on ``workers`` threads) or as Ray tasks on
+a cluster (``engine='ray'``, :mod:`ffcv_convert.ray_engine`), the same parts either way.
+
 Running the same conversion again (after Ctrl-C, a crash, a killed machine, or after
 fixing a bad file) finds the work folder, checks that ``conversion.json`` matches, and
 converts only the parts that have no ``.beton`` yet. When every part is done they are
@@ -25,6 +28,7 @@ import fcntl
 import json
 import os
 import shutil
+import socket
 import sys
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
@@ -41,7 +45,8 @@ from .fieldspec import FieldSpec, parse_field_specs
 from .pipeline import Job, PartEnd, Pipeline
 from .sources import IndexedSource, StreamSource, WebDataset, open_source
 
-__all__ = ['convert', 'ConversionResult', 'work_dir_for', 'DEFAULT_PART_SIZE', 'DEFAULT_IMAGE_OPTIONS']
+__all__ = ['convert', 'ConversionResult', 'work_dir_for', 'DEFAULT_PART_SIZE', 'DEFAULT_IMAGE_OPTIONS',
+           'PartPlan', 'PartSettings', 'write_parts', 'part_name', 'other_conversion_error', 'STATE_FILE']
 
 DEFAULT_PART_SIZE = 1000
 WORK_SUFFIX = '.parts'
@@ -97,8 +102,13 @@ def _field_specs(source, fields, keys, image_options):
                     f"FieldSpec, got {type(fields).__name__}")
 
 
-class _Plan:
-    """How the source splits into parts, and the jobs of the parts still to do."""
+class PartPlan:
+    """How the source splits into parts, and the jobs of the parts still to do.
+
+    ``kind``: ``'ranges'`` (an indexed source: part ``p`` is items ``p * part_size`` to
+    ``(p + 1) * part_size``), ``'streams'`` (one part per stream, e.g. a WebDataset shard)
+    or ``'chunks'`` (an iterable: parts are known only by reading it in order).
+    """
 
     def __init__(self, source, part_size):
         self.source = source
@@ -285,7 +295,8 @@ class _State:
             return f"item {position}"
 
 
-def _part_name(part):
+def part_name(part: int) -> str:
+    """The file name (without extension) of part ``part`` in the work folder."""
     return f"part-{part:06d}"
 
 
@@ -360,6 +371,16 @@ def _check_names(specs):
         seen.add(name)
 
 
+def other_conversion_error(where: str, old, state: dict) -> ConversionError:
+    """The error for a work folder (``where``) holding finished parts of a conversion whose
+    ``conversion.json`` (``old``, None if unreadable) is not ``state``."""
+    differences = _differences(old, state) if isinstance(old, dict) else ['unreadable state']
+    return ConversionError(
+        f"{where!r} holds an unfinished conversion with other settings ("
+        f"{'; '.join(differences[:4])}); run the same command as before to resume it, or pass "
+        "restart=True (--restart) to discard it and start over")
+
+
 def _has_parts(work):
     return any(name.startswith('part-') and name.endswith('.beton') for name in os.listdir(work))
 
@@ -389,11 +410,7 @@ def _open_work_dir(work, state, restart):
         if old != state:
             fcntl.flock(lock, fcntl.LOCK_UN)
             os.close(lock)
-            differences = _differences(old or {}, state) if isinstance(old, dict) else ['unreadable state']
-            raise ConversionError(
-                f"{work!r} holds an unfinished conversion with other settings ("
-                f"{'; '.join(differences[:4])}); run the same command as before to resume it, or pass "
-                "restart=True (--restart) to discard it and start over")
+            raise other_conversion_error(work, old, state)
     else:
         write_text_atomically(state_path, json.dumps(state, indent=1, sort_keys=True))
     return lock
@@ -422,10 +439,25 @@ def _refuse_unreadable_folders(folders):
         "and the folder is listed in the skipped report")
 
 
+def _choose_engine(engine, ray_address, parts_url, parts_storage_options):
+    """None for the local engine, or the Ray engine (which checks that Ray is installed)."""
+    if engine == 'ray':
+        from .ray_engine import RayEngine
+        return RayEngine(ray_address, parts_url=parts_url, parts_storage_options=parts_storage_options)
+    if engine != 'local':
+        raise ValueError(f"engine must be 'local' or 'ray', got {engine!r}")
+    for name, value in (('ray_address', ray_address), ('parts_url', parts_url),
+                        ('parts_storage_options', parts_storage_options)):
+        if value is not None:
+            raise ValueError(f"{name} is for engine='ray' (the local engine keeps its parts in DST.parts/)")
+    return None
+
+
 def convert(source, dst, fields=None, *, keys=None, image_options=None, to_fields=None, kind=None,
             path_column='path', storage_options=None, workers=-1, io_workers=None,
             part_size=DEFAULT_PART_SIZE, on_error='stop', skipped_report=None, overwrite=False,
-            restart=False, page_size=DEFAULT_PAGE_SIZE, progress=True):
+            restart=False, page_size=DEFAULT_PAGE_SIZE, progress=True, engine='local', ray_address=None,
+            parts_url=None, parts_storage_options=None):
     """Convert ``source`` into the ``.beton`` file ``dst``; resumable, fast, atomic.
 
     >>> convert('data/train', 'train.beton',                           # an image folder
@@ -457,14 +489,24 @@ def convert(source, dst, fields=None, *, keys=None, image_options=None, to_field
     keep their labels (the unreadable folder's class too, without that folder's images).
     Interrupted conversions resume where they stopped when run again with the same
     arguments (see the module documentation); ``restart`` discards unfinished work instead.
+
+    ``engine='ray'`` converts the parts as Ray tasks on the cluster at ``ray_address``
+    (default: ``$RAY_ADDRESS``, else a Ray started on this machine), needs
+    ``pip install 'ffcv-convert[ray]'``, and gives the same file, byte for byte; ``workers``
+    is then each task's encoding threads and CPUs (default 1). The tasks write the parts
+    into ``DST.parts/``, which must then be on a filesystem every node sees at the same
+    path, or upload them to ``parts_url`` (object storage such as ``s3://bucket/prefix``,
+    opened with ``parts_storage_options``), from where this machine downloads them as they
+    finish. See :mod:`ffcv_convert.ray_engine`.
     """
     dst = os.path.abspath(os.fspath(dst))
+    engine = _choose_engine(engine, ray_address, parts_url, parts_storage_options)
     if on_error not in ('stop', 'skip'):
         raise ValueError(f"on_error must be 'stop' or 'skip', got {on_error!r}")
     if not isinstance(part_size, (int, np.integer)) or part_size < 1:
         raise ValueError(f"part_size must be a positive integer, got {part_size!r}")
     if workers == -1 or workers is None:
-        workers = default_num_workers()
+        workers = default_num_workers() if engine is None else 1
     if not isinstance(workers, (int, np.integer)) or workers < 1:
         raise ValueError(f"workers must be a positive integer or -1 (all cores), got {workers!r}")
     if not os.path.isdir(os.path.dirname(dst)):
@@ -496,7 +538,9 @@ def convert(source, dst, fields=None, *, keys=None, image_options=None, to_field
     unreadable = source.unreadable_folders()
     if unreadable and on_error == 'stop':
         raise _refuse_unreadable_folders(unreadable)
-    plan = _Plan(source, int(part_size))
+    plan = PartPlan(source, int(part_size))
+    if engine is not None:
+        engine.check(source, plan, specs)
     state = {'tool': 'ffcv-convert', 'version': STATE_VERSION, 'destination': dst,
              'source': source.describe(), 'fields': [s.describe() for s in specs],
              'plan': plan.describe(), 'page_size': int(page_size)}
@@ -508,11 +552,17 @@ def convert(source, dst, fields=None, *, keys=None, image_options=None, to_field
             raise OutputExistsError(dst)
         say(f"{dst} was already converted (the previous run stopped while cleaning up); "
             f"removed the leftover {work}")
+        if engine is not None:
+            engine.clean_up()
         return finished
+    settings = PartSettings(specs=specs, work=work, part_size=int(part_size), workers=int(workers),
+                            io_workers=int(io_workers), separate_reads=separate_reads, on_error=on_error,
+                            page_size=int(page_size))
     lock = _open_work_dir(work, state, restart)
     try:
-        return _convert(source, dst, specs, plan, work, workers, io_workers, separate_reads, on_error,
-                        skipped_report, overwrite, page_size, progress, say)
+        if engine is not None:
+            engine.open(work, state, plan, restart, say)
+        return _convert(source, dst, settings, plan, engine, skipped_report, overwrite, progress, say)
     except BaseException:
         if os.path.isdir(work) and not _has_parts(work):
             shutil.rmtree(work, ignore_errors=True)  # nothing finished to resume from
@@ -521,27 +571,59 @@ def convert(source, dst, fields=None, *, keys=None, image_options=None, to_field
         os.close(lock)  # releases the flock (the folder may be gone by now)
 
 
-def _convert(source, dst, specs, plan, work, workers, io_workers, separate_reads, on_error, skipped_report,
-             overwrite, page_size, progress, say):
-    import cv2
-    from tqdm.auto import tqdm
+@dataclass(frozen=True)
+class PartSettings:
+    """What each part of a conversion is made with, whichever engine runs it (the Ray
+    engine sends it to its tasks, so it holds nothing but picklable settings)."""
 
-    done = _load_done(work, plan)
-    reused = len(done)
-    if done:
-        total = f" of {plan.num_parts}" if plan.num_parts is not None else ""
-        say(f"resuming: {len(done)}{total} parts already done in {work}")
+    #: the fields of the output (FieldSpec)
+    specs: list
+    #: the folder each finished part is written into (``DST.parts``)
+    work: str
+    part_size: int
+    #: encoding threads
+    workers: int
+    #: reading threads (used when ``separate_reads``: remote sources, or ``io_workers`` given)
+    io_workers: int
+    separate_reads: bool
+    #: ``'stop'`` or ``'skip'``
+    on_error: str
+    page_size: int
+
+
+class _NoBar:
+    """Stands for a progress bar where nothing is shown (a cluster's task)."""
+
+    def update(self, count=1):
+        pass
+
+
+def write_parts(source, settings: PartSettings, plan: PartPlan, done: dict, bar=None,
+                parts=None) -> dict:
+    """Convert the parts of ``plan`` not in ``done`` (or only ``parts``), one after another.
+
+    Each part is written into ``settings.work``: the part's ``.beton`` under a temporary
+    name, then ``part-N.json`` (its item count and skipped samples), then the ``.beton``
+    renamed to ``part-N.beton``, so a part counts as finished only once complete. ``bar``
+    (a tqdm bar) counts samples as they are written. Returns ``{part: info}`` of the parts
+    written. The local engine calls it for every missing part; the Ray engine's tasks each
+    call it for their own part.
+    """
+    import cv2
+
+    skip = set(done)
+    if parts is not None:
+        skip = set(range(plan.num_parts)) - set(parts)
+    specs = settings.specs
     writer_fields = {s.name: s.field for s in specs}
     cheap = all(type(s.field).__name__ in _CHEAP_FIELDS for s in specs)
-    writer_workers = 1 if cheap else workers
-    bar = tqdm(total=plan.num_items, initial=sum(info['items'] for info in done.values()),
-               unit=' samples', desc=os.path.basename(dst), disable=not progress, smoothing=0.05,
-               dynamic_ncols=True)
-    run_state = _State(on_error, bar, source)
-    window = max(64, 2 * io_workers, 16 * workers)
-    pipeline = Pipeline(plan.jobs(set(done)), _Preparer(specs, source),
-                        read_workers=io_workers, prepare_workers=workers, window=window,
-                        remote_reads=separate_reads)
+    writer_workers = 1 if cheap else settings.workers
+    run_state = _State(settings.on_error, bar if bar is not None else _NoBar(), source)
+    window = max(64, 2 * settings.io_workers, 16 * settings.workers)
+    pipeline = Pipeline(plan.jobs(skip), _Preparer(specs, source),
+                        read_workers=settings.io_workers, prepare_workers=settings.workers, window=window,
+                        remote_reads=settings.separate_reads)
+    written = {}
     threads = cv2.getNumThreads()
     cv2.setNumThreads(1)  # parallelism comes from our threads; OpenCV's own pool would oversubscribe
     try:
@@ -553,22 +635,47 @@ def _convert(source, dst, specs, plan, work, workers, io_workers, separate_reads
             part = head.part if isinstance(head, PartEnd) else head[0].part
             hint = plan.part_size if plan.kind != 'streams' else max(4096, 2 * largest_part)
             samples = _PartSamples(pipeline, part, hint, run_state)
-            stem = os.path.join(work, _part_name(part))
-            DatasetWriter(stem + '.beton.tmp', writer_fields, page_size=page_size,
+            stem = os.path.join(settings.work, part_name(part))
+            # a name of this writer's own: a Ray task run again while its first run still
+            # writes (a node cut off, not dead) writes the same part beside it
+            temporary = f"{stem}.beton.tmp-{socket.gethostname()}-{os.getpid()}"
+            DatasetWriter(temporary, writer_fields, page_size=settings.page_size,
                           num_workers=writer_workers, progress=False, overwrite=True
                           ).from_iterable(samples, chunksize=32)
             info = {'items': samples.items, 'samples': samples.samples,
                     'skipped': [[w, r] for w, r in samples.skipped]}
             write_text_atomically(stem + '.json', json.dumps(info))
-            os.replace(stem + '.beton.tmp', stem + '.beton')
-            done[part] = info
+            os.replace(temporary, stem + '.beton')
+            written[part] = info
             largest_part = max(largest_part, samples.items)
     finally:
         pipeline.close()
         cv2.setNumThreads(threads)
-        bar.close()
         if isinstance(source, WebDataset):
             source.close()
+    return written
+
+
+def _convert(source, dst, settings, plan, engine, skipped_report, overwrite, progress, say):
+    from tqdm.auto import tqdm
+
+    work, specs, page_size = settings.work, settings.specs, settings.page_size
+    done = _load_done(work, plan)
+    reused = len(done)
+    if done:
+        total = f" of {plan.num_parts}" if plan.num_parts is not None else ""
+        say(f"resuming: {len(done)}{total} parts already done in {work}")
+    writer_fields = {s.name: s.field for s in specs}
+    bar = tqdm(total=plan.num_items, initial=sum(info['items'] for info in done.values()),
+               unit=' samples', desc=os.path.basename(dst), disable=not progress, smoothing=0.05,
+               dynamic_ncols=True)
+    try:
+        if engine is None:
+            done.update(write_parts(source, settings, plan, done, bar))
+        else:
+            done.update(engine.write_parts(source, settings, plan, done, bar, say))
+    finally:
+        bar.close()
 
     parts = sorted(done)
     if plan.num_parts is not None and len(parts) != plan.num_parts:  # pragma: no cover - defensive
@@ -582,7 +689,7 @@ def _convert(source, dst, specs, plan, work, workers, io_workers, separate_reads
         also = f" and {len(folders)} unreadable folder(s)" if folders else ""
         say(f"skipped {len(skipped)} unreadable sample(s){also}, listed in {report}")
     say(f"merging {len(parts)} part(s) into {dst}")
-    paths = [os.path.join(work, _part_name(p) + '.beton') for p in parts]
+    paths = [os.path.join(work, part_name(p) + '.beton') for p in parts]
     if paths:
         num_samples = combine([(p, None) for p in paths], dst, overwrite=overwrite, page_size=page_size,
                               temp_dir=work, verb='merge')
@@ -591,6 +698,8 @@ def _convert(source, dst, specs, plan, work, workers, io_workers, separate_reads
                       overwrite=overwrite).from_indexed_dataset([])
         num_samples = 0
     shutil.rmtree(work, ignore_errors=True)
+    if engine is not None:
+        engine.clean_up()
     return ConversionResult(path=dst, num_samples=num_samples, num_parts=len(parts),
                             parts_reused=reused, skipped=skipped, skipped_report=report,
                             fields=[s.name for s in specs], skipped_folders=folders)

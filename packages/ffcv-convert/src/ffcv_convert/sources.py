@@ -616,6 +616,16 @@ class WebDataset(StreamSource):
                 stop.set()
             self._prefetch.clear()
 
+    def __getstate__(self):
+        # pickled without the shards being read (the Ray engine sends sources to its tasks)
+        state = dict(self.__dict__)
+        state['_prefetch'], state['_lock'] = {}, None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def default_fields(self):
         for _, record in self._records(self.urls[0]):
             keys = [k for k in record if k != '__key__']

@@ -1,14 +1,19 @@
 """Helpers for tests of ffcv_convert and of the packages built on it.
 
 Real components only: JPEG files written by OpenCV, a local HTTP server, an
-S3-compatible server (moto's server mode, ``pip install 'moto[server]'``), all on
-127.0.0.1.
+S3-compatible server (moto's server mode, ``pip install 'moto[server]'``), a Ray cluster
+(``pip install 'ffcv-convert[ray]'``), all on 127.0.0.1.
 """
 import contextlib
 import functools
 import http.server
 import os
+import shutil
+import signal
 import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 
@@ -17,7 +22,7 @@ import numpy as np
 from ffcv_format.testing import photo_like_image
 
 __all__ = ['write_image_folder', 'encode_jpeg_file', 'truncate_file', 'http_server', 's3_server',
-           'upload_folder']
+           'upload_folder', 'ray_cluster']
 
 
 def encode_jpeg_file(image, quality=92):
@@ -123,6 +128,68 @@ def s3_server():
                'client_kwargs': {'region_name': 'eu-west-1'}, 'skip_instance_cache': True}
     finally:
         server.stop()
+
+
+def _processes_in_group(group):
+    """The ids of the running processes of process group ``group`` (from /proc)."""
+    found = []
+    for name in os.listdir('/proc'):
+        if name.isdigit():
+            try:
+                with open(f'/proc/{name}/stat', 'rb') as f:
+                    fields = f.read().rsplit(b')', 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == group and fields[0] != b'Z':  # pgrp; zombies are gone already
+                found.append(int(name))
+    return found
+
+
+@contextlib.contextmanager
+def ray_cluster(num_cpus=2, start_timeout=60):
+    """A Ray cluster of one node with ``num_cpus`` CPUs on 127.0.0.1; yields its address.
+
+    Started by ``ray start --head --block`` in a process group of its own, with its own
+    temporary folder, so that stopping it ends exactly the processes it started (its GCS,
+    raylet and workers), never another Ray on the machine (``ray stop`` would end them all).
+    """
+    ray_command = os.path.join(os.path.dirname(sys.executable), 'ray')
+    # Ray's unix sockets live in the temporary folder: keep its path short
+    temp_dir = tempfile.mkdtemp(prefix='ray-', dir='/tmp')
+    port = _free_port()
+    log_path = os.path.join(temp_dir, 'start.log')
+    with open(log_path, 'wb') as log:
+        process = subprocess.Popen(
+            [ray_command, 'start', '--head', '--block', '--num-cpus', str(num_cpus), '--port', str(port),
+             '--node-ip-address', '127.0.0.1', '--temp-dir', temp_dir, '--include-dashboard', 'false',
+             '--disable-usage-stats'],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=dict(os.environ, RAY_USAGE_STATS_ENABLED='0'))
+    try:
+        deadline = time.monotonic() + start_timeout
+        while True:
+            with open(log_path, 'rb') as f:
+                if b'Ray runtime started' in f.read():
+                    break
+            if process.poll() is not None or time.monotonic() > deadline:
+                with open(log_path, 'rb') as f:
+                    raise RuntimeError(f"ray start failed: {f.read().decode(errors='replace')[-2000:]}")
+            time.sleep(0.1)
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.send_signal(signal.SIGTERM)  # `ray start --block` stops what it started
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+        deadline = time.monotonic() + 10
+        while _processes_in_group(process.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _processes_in_group(process.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)  # whatever is left of the group
+        process.wait()
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def upload_folder(local, url, storage_options):
