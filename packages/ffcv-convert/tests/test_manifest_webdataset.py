@@ -143,3 +143,31 @@ def test_brace_expansion():
     assert expand_braces('plain.tar') == ['plain.tar']
     with pytest.raises(ValueError, match='cannot expand'):
         expand_braces('x-{abc}.tar')
+
+
+def test_resumed_shards_keep_their_positions_and_so_their_proportion_choices(images, tmp_path):
+    """write_mode='proportion' draws JPEG-or-raw per sample from its position in the source: a
+    conversion resumed after some shards were done stores the same choices as one that was not."""
+    _, entries = images
+    options = dict(fields='image=jpg:image,label=cls:int', progress=False,
+                   image_options={'write_mode': 'proportion', 'compress_probability': 0.5})
+    shards = _write_shards(tmp_path / 'shards', entries, per_shard=3)
+    assert len(shards) == 5
+    reference = tmp_path / 'reference.beton'
+    convert(WebDataset(shards), reference, **options)
+    modes = [Reader(reference).metadata['image']['mode'][k] for k in range(len(entries))]
+    assert 0 < sum(m == modes[0] for m in modes) < len(modes)     # both choices occur
+    # a first run stops at a broken image of shard 3, after writing the parts of shards 0-2
+    garbage = tmp_path / 'garbage.jpg'
+    garbage.write_bytes(b'not a JPEG file ' * 64)
+    broken = list(entries)
+    broken[10] = (str(garbage), broken[10][1])
+    _write_shards(tmp_path / 'shards', broken, per_shard=3)
+    dst = tmp_path / 'resumed.beton'
+    with pytest.raises(ConversionError, match='garbage|sample00010'):
+        convert(WebDataset(shards), dst, **options)
+    # the shard mended, the same command resumes
+    _write_shards(tmp_path / 'shards', entries, per_shard=3)
+    result = convert(WebDataset(shards), dst, **options)
+    assert result.parts_reused == 3
+    assert dst.read_bytes() == reference.read_bytes()

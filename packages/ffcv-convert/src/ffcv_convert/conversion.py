@@ -131,8 +131,11 @@ class PartPlan:
         return {'kind': self.kind, 'part_size': self.part_size if self.kind != 'streams' else None,
                 'num_parts': self.num_parts}
 
-    def jobs(self, done):
-        """Jobs of the parts not in ``done``, each part followed by a PartEnd."""
+    def jobs(self, done, items=None):
+        """Jobs of the parts not in ``done``, each part followed by a PartEnd. ``items``:
+        ``{part: source items}`` of parts in ``done`` (their ``part-N.json``): a stream's items
+        then keep the positions an uninterrupted conversion gives them, which seed per-sample
+        choices (``write_mode='proportion'``)."""
         source = self.source
         if self.kind == 'ranges':
             for part in range(self.num_parts):
@@ -144,8 +147,13 @@ class PartPlan:
                 yield PartEnd(part)
         elif self.kind == 'streams':
             todo = [p for p in range(self.num_parts) if p not in done]
+            items = items or {}
             position = 0
+            previous = -1
             for k, part in enumerate(todo):
+                # the items of the finished parts before this one come first
+                position += sum(items.get(q, 0) for q in range(previous + 1, part))
+                previous = part
                 stream = source.stream(part, upcoming=todo[k + 1:]) if isinstance(source, WebDataset) \
                     else source.stream(part)
                 for where, record in stream:
@@ -620,7 +628,8 @@ def write_parts(source, settings: PartSettings, plan: PartPlan, done: dict, bar=
     writer_workers = 1 if cheap else settings.workers
     run_state = _State(settings.on_error, bar if bar is not None else _NoBar(), source)
     window = max(64, 2 * settings.io_workers, 16 * settings.workers)
-    pipeline = Pipeline(plan.jobs(skip), _Preparer(specs, source),
+    finished_items = {p: info['items'] for p, info in done.items()}
+    pipeline = Pipeline(plan.jobs(skip, finished_items), _Preparer(specs, source),
                         read_workers=settings.io_workers, prepare_workers=settings.workers, window=window,
                         remote_reads=settings.separate_reads)
     written = {}
