@@ -539,3 +539,16 @@ def test_host_buffers_start_on_a_page_boundary(small_images_file):
             assert buffer.ctypes.data % 4096 == 0 and buffer.flags.c_contiguous
             assert buffer.shape[0] == batch_size
             buffer[...] = 1   # the whole view is writable memory of its own
+
+
+def test_join_takes_chunks_that_are_their_rows_of_the_decoders_buffer_without_copying():
+    from ffcv_ops.pipeline import FIRST_BUFFER_ROWS, _join
+    buffer = np.arange(40).reshape(10, 4)
+    bounds = [(0, 4), (4, 8), (8, 9)]
+    whole = _join([FIRST_BUFFER_ROWS] * 3, bounds, [buffer], 9)
+    assert np.shares_memory(whole, buffer) and whole.shape == (9, 4)
+    np.testing.assert_array_equal(whole, buffer[:9])
+    # one chunk answered a new array: the others are taken as their rows and all concatenated
+    other = -np.ones((4, 4), dtype=buffer.dtype)
+    joined = _join([FIRST_BUFFER_ROWS, other, FIRST_BUFFER_ROWS], bounds, [buffer], 9)
+    np.testing.assert_array_equal(joined, np.concatenate([buffer[0:4], other, buffer[8:9]]))

@@ -134,6 +134,9 @@ class MemoryManager(ABC):
             self._page_maps = (to_pages, to_samples)
         return self._page_maps
 
+    #: whether ``wait(ticket)`` may have to wait (False: the scheduler skips the call)
+    waits = True
+
     @abstractmethod
     def prepare(self, pages):
         ...
@@ -156,6 +159,9 @@ class MemoryManager(ABC):
 
 class OSCacheManager(MemoryManager):
     """Reads through the memory map (the OS page cache)."""
+
+    #: ``wait`` has nothing to wait for: the scheduler need not call it
+    waits = False
 
     def __init__(self, reader):
         super().__init__(reader)

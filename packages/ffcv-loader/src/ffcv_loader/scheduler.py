@@ -81,6 +81,7 @@ class EpochRun:
         self.slots = slots                      # list of per-pipeline buffer lists
         self.batches = batches                  # list of int64 index arrays
         self.memory = memory
+        self.memory_waits = getattr(memory, 'waits', True)
         self.batch_pages = batch_pages          # callable: batch indices -> page array
         self.seeds = seeds                      # per pipeline, per op
         self.storage_state = storage_state
@@ -160,10 +161,11 @@ class EpochRun:
 
     def _run_chunk(self, b, c, lo, hi, ticket, results, bounds):
         indices = self.batches[b]
-        try:
-            self.memory.wait(ticket)
-        except Exception as e:
-            _raise_in_context(e, f"{self.where}, batch {b}: reading its pages")
+        if self.memory_waits:
+            try:
+                self.memory.wait(ticket)
+            except Exception as e:
+                _raise_in_context(e, f"{self.where}, batch {b}: reading its pages")
         s = b % len(self.slots)
         slot = self.slots[s]
         if self.cuda is not None:

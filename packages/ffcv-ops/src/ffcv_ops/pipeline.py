@@ -280,18 +280,30 @@ class Pipeline:
 
             return run
         decode, buffer, metadata, seed = self.steps[0].call, buffers[0], self.metadata, seeds[0]
+        if buffer is None or isinstance(buffer, tuple):
+            def run_decoder(indices, lo, hi):
+                return decode(indices[lo:hi], buffer if buffer is None else buffer[lo:hi], metadata,
+                              storage_state, seed)
+
+            return run_decoder
+        # a decoder writing its rows of the batch buffer answers FIRST_BUFFER_ROWS: _join then
+        # knows the batch is that buffer without looking at every chunk's array
         if self._fused_next:
             next_seed = seeds[1]
 
             def run_fused(indices, lo, hi):
-                return decode(indices[lo:hi], buffer[lo:hi], metadata, storage_state, seed, next_seed)
+                rows = buffer[lo:hi]
+                out = decode(indices[lo:hi], rows, metadata, storage_state, seed, next_seed)
+                return FIRST_BUFFER_ROWS if out is rows else out
 
             return run_fused
 
-        def run_decoder(indices, lo, hi):
-            return decode(indices[lo:hi], None if buffer is None else buffer[lo:hi], metadata, storage_state, seed)
+        def run_own_rows(indices, lo, hi):
+            rows = buffer[lo:hi]
+            out = decode(indices[lo:hi], rows, metadata, storage_state, seed)
+            return FIRST_BUFFER_ROWS if out is rows else out
 
-        return run_decoder
+        return run_own_rows
 
     def finish_batch(self, buffers, indices, chunk_results, chunk_bounds, seeds):
         """Join the chunks' results into the batch and run the batch part on it."""
@@ -332,12 +344,26 @@ def _rows_of(results, bounds, whole):
     return True
 
 
+class _FirstBufferRows:
+    """A chunk's result that is its rows of the pipeline's first buffer (the decoder's)."""
+
+    def __repr__(self):
+        return 'FIRST_BUFFER_ROWS'
+
+
+FIRST_BUFFER_ROWS = _FirstBufferRows()
+
+
 def _join(results, bounds, buffers, n):
     """The whole batch's result, given each chunk's result.
 
     Chunks normally return their rows of one of the batch buffers; then the batch result
     is that buffer's first ``n`` rows (no copy). Anything else is concatenated.
     """
+    if any(r is FIRST_BUFFER_ROWS for r in results):
+        if all(r is FIRST_BUFFER_ROWS for r in results):
+            return buffers[0][:n]
+        results = [buffers[0][lo:hi] if r is FIRST_BUFFER_ROWS else r for r, (lo, hi) in zip(results, bounds)]
     if len(results) == 1 and bounds[0] == (0, n):
         return results[0]
     first = results[0]
