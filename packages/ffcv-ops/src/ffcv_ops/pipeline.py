@@ -281,9 +281,11 @@ class Pipeline:
             return run
         decode, buffer, metadata, seed = self.steps[0].call, buffers[0], self.metadata, seeds[0]
         if buffer is None or isinstance(buffer, tuple):
+            more = (seeds[1],) if self._fused_next else ()   # a fused step's seed
+
             def run_decoder(indices, lo, hi):
                 return decode(indices[lo:hi], buffer if buffer is None else buffer[lo:hi], metadata,
-                              storage_state, seed)
+                              storage_state, seed, *more)
 
             return run_decoder
         # a decoder writing its rows of the batch buffer answers FIRST_BUFFER_ROWS: _join then
