@@ -280,29 +280,19 @@ class Pipeline:
 
             return run
         decode, buffer, metadata, seed = self.steps[0].call, buffers[0], self.metadata, seeds[0]
+        more = (seeds[1],) if self._fused_next else ()   # the seed of a step fused into the decoder
         if buffer is None or isinstance(buffer, tuple):
-            more = (seeds[1],) if self._fused_next else ()   # a fused step's seed
-
             def run_decoder(indices, lo, hi):
                 return decode(indices[lo:hi], buffer if buffer is None else buffer[lo:hi], metadata,
                               storage_state, seed, *more)
 
             return run_decoder
+
         # a decoder writing its rows of the batch buffer answers FIRST_BUFFER_ROWS: _join then
         # knows the batch is that buffer without looking at every chunk's array
-        if self._fused_next:
-            next_seed = seeds[1]
-
-            def run_fused(indices, lo, hi):
-                rows = buffer[lo:hi]
-                out = decode(indices[lo:hi], rows, metadata, storage_state, seed, next_seed)
-                return FIRST_BUFFER_ROWS if out is rows else out
-
-            return run_fused
-
         def run_own_rows(indices, lo, hi):
             rows = buffer[lo:hi]
-            out = decode(indices[lo:hi], rows, metadata, storage_state, seed)
+            out = decode(indices[lo:hi], rows, metadata, storage_state, seed, *more)
             return FIRST_BUFFER_ROWS if out is rows else out
 
         return run_own_rows

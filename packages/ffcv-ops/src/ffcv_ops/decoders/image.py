@@ -54,6 +54,21 @@ def _check_size(name, value):
     return h, w
 
 
+def run_in_workspace(local, library, kernel, *arguments):
+    """``kernel(workspace, *arguments)`` (``kernels.image_chunks.decode_chunk`` or
+    ``decode_views_chunk``) with this thread's workspace (``local.workspace``: it holds a
+    decompressor), made on first use and grown while the kernel answers that it needs more
+    bytes. Returns the kernel's ``(row, code, left_out)``."""
+    workspace = getattr(local, 'workspace', None)
+    if workspace is None:
+        workspace = local.workspace = make_workspace(1 << 20, library.functions, library.handlers)
+    while True:
+        row, code, needed, left_out = kernel(workspace, *arguments)
+        if not needed:
+            return row, code, left_out
+        workspace = local.workspace = make_workspace(needed + needed // 4, library.functions, library.handlers)
+
+
 class _ImageDecoder(Decoder):
     compiled = False
     #: (metadata, its columns as views made once): see ``_locate``
@@ -367,24 +382,16 @@ class ResizedCropRGBImageDecoder(_ImageDecoder):
             """Metadata, boxes (unless given), decode, crop, resize (and a fused flip: see
             ``fused_with``) in one compiled call."""
             n = indices.shape[0]
-            workspace = getattr(workspaces, 'workspace', None)
-            if workspace is None:
-                workspace = workspaces.workspace = make_workspace(1 << 20, library.functions, library.handlers)
-                workspaces.boxes, workspaces.status = np.empty((0, 4), np.int64), np.empty(0, np.uint8)
-            if workspaces.status.shape[0] < n:   # kept per thread: no allocation per chunk
+            if getattr(workspaces, 'status', None) is None or workspaces.status.shape[0] < n:
+                # kept per thread: no allocation per chunk
                 workspaces.boxes, workspaces.status = np.empty((n, 4), np.int64), np.empty(n, np.uint8)
             if boxes is None:
                 boxes = workspaces.boxes[:n]
             status = workspaces.status[:n]
-            while True:
-                row, code, needed, left_out = decode_chunk(workspace, columns, indices, storage_state, channels,
-                                                           box_kind, box_parameters, np.uint64(seed), max_denom,
-                                                           boxes, destination, status, flip_prob,
-                                                           np.uint64(flip_seed))
-                if not needed:
-                    break
-                workspace = workspaces.workspace = make_workspace(needed + needed // 4, library.functions,
-                                                                  library.handlers)
+            row, code, left_out = run_in_workspace(workspaces, library, decode_chunk, columns, indices,
+                                                   storage_state, channels, box_kind, box_parameters,
+                                                   np.uint64(seed), max_denom, boxes, destination, status,
+                                                   flip_prob, np.uint64(flip_seed))
             if code or left_out:   # a problem to name (raised by locate), or images for the Python path
                 modes, heights, widths, starts, sizes, largest = locate(indices, storage_state)
                 rows = np.flatnonzero(status)

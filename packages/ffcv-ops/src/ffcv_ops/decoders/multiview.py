@@ -36,9 +36,9 @@ import numpy as np
 from ffcv_format import FormatError
 
 from ..allocation_query import AllocationQuery
-from ..kernels.image_chunks import BOXES_RANDOM_RESIZED, decode_views_chunk, make_workspace
+from ..kernels.image_chunks import BOXES_RANDOM_RESIZED, decode_views_chunk
 from ..libjpeg import libjpeg
-from .image import RandomResizedCropRGBImageDecoder
+from .image import RandomResizedCropRGBImageDecoder, run_in_workspace
 
 __all__ = ['MultiViewRandomResizedCropRGBImageDecoder']
 
@@ -107,17 +107,9 @@ class MultiViewRandomResizedCropRGBImageDecoder(RandomResizedCropRGBImageDecoder
             n = indices.shape[0]
             boxes = np.empty((views, n, 4), dtype=np.int64)
             status = np.empty(n, np.uint8)
-            workspace = getattr(workspaces, 'workspace', None)
-            if workspace is None:
-                workspace = workspaces.workspace = make_workspace(1 << 20, library.functions, library.handlers)
-            while True:
-                row, code, needed, left_out = decode_views_chunk(workspace, columns, indices, storage_state,
-                                                                 channels, box_parameters, np.uint64(seed), boxes,
-                                                                 destination, status)
-                if not needed:
-                    break
-                workspace = workspaces.workspace = make_workspace(needed + needed // 4, library.functions,
-                                                                  library.handlers)
+            row, code, left_out = run_in_workspace(workspaces, library, decode_views_chunk, columns, indices,
+                                                   storage_state, channels, box_parameters, np.uint64(seed), boxes,
+                                                   destination, status)
             if code or left_out:   # a problem to name (raised by gather), or images for the Python path
                 modes, heights, widths, starts, sizes, scratch = gather(indices, storage_state)
                 decode_each(indices, np.flatnonzero(status).tolist(), destination, storage_state[0], modes,
