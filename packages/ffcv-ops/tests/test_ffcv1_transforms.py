@@ -512,8 +512,16 @@ def color_draws(seed, indices, p, magnitude):
 
 
 def gray_of(image):
-    x = image.astype(np.float64)
-    return (0.2989 * x[..., 0] + 0.587 * x[..., 1] + 0.114 * x[..., 2]).astype(np.uint8)
+    """``trunc(0.2989 r + 0.587 g + 0.114 b)`` per pixel, exactly (in integers)."""
+    x = image.astype(np.int64)
+    return (2989 * x[..., 0] + 5870 * x[..., 1] + 1140 * x[..., 2]) // 10000
+
+
+def saturation_blend(image, f):
+    """``gray + floor(f * (x - gray))`` clipped, ``f`` and the product in float32."""
+    gray = gray_of(image)[..., None]
+    step = np.floor(np.float32(f) * (image.astype(np.float32) - gray.astype(np.float32)))
+    return np.clip(gray + step, 0, 255).astype(np.uint8)
 
 
 def brightness_reference(image, f):
@@ -526,8 +534,7 @@ def contrast_reference(image, f):
 
 
 def saturation_reference(image, f):
-    gray = gray_of(image)[..., None].astype(np.float64)
-    return np.clip(f * image.astype(np.float64) + (1 - f) * gray, 0, 255).astype(np.uint8)
+    return saturation_blend(image, f)
 
 
 COLOR_OPS = [(RandomBrightness, brightness_reference), (RandomContrast, contrast_reference),

@@ -13,6 +13,7 @@ from ffcv_format import ImageField, IntField, RGBImageField
 from ffcv_format.testing import photo_like_image, write_dataset
 
 from ffcv_ops import SimpleRGBImageDecoder, ToTensor
+from ffcv_ops.kernels.color import blend_with_gray_inplace
 from ffcv_ops.kernels.color_jitter import rotate_hue_inplace
 from ffcv_ops.kernels.random import sample_key_py, uniform_py
 from ffcv_ops.state import State
@@ -78,8 +79,16 @@ def jitter_draws(seed, index, p, ranges):
 
 
 def gray_of(image):
-    x = image.astype(np.float64)
-    return (0.2989 * x[..., 0] + 0.587 * x[..., 1] + 0.114 * x[..., 2]).astype(np.uint8)
+    """``trunc(0.2989 r + 0.587 g + 0.114 b)`` per pixel, exactly (in integers)."""
+    x = image.astype(np.int64)
+    return (2989 * x[..., 0] + 5870 * x[..., 1] + 1140 * x[..., 2]) // 10000
+
+
+def saturation_blend(image, f):
+    """``gray + floor(f * (x - gray))`` clipped, ``f`` and the product in float32."""
+    gray = gray_of(image)[..., None]
+    step = np.floor(np.float32(f) * (image.astype(np.float32) - gray.astype(np.float32)))
+    return np.clip(gray + step, 0, 255).astype(np.uint8)
 
 
 def to_uint8(values):
@@ -99,7 +108,7 @@ def contrast_reference(image, f):
 def saturation_reference(image, f):
     if image.shape[2] == 1:
         return image.copy()
-    return to_uint8(f * image.astype(np.float64) + (1 - f) * gray_of(image)[..., None].astype(np.float64))
+    return saturation_blend(image, f)
 
 
 def torchvision_hue(image, shift):
@@ -248,6 +257,46 @@ def test_hue_is_within_a_level_of_torchvisions_float_formula(rgb_triples, shift)
     assert difference.max() <= 1 and (difference > 0).mean() < 0.01, (difference.max(), (difference > 0).mean())
     if shift in (0.0, 0.5, -0.5):           # a shift of a whole number of steps: exact
         assert difference.max() == 0
+
+
+def test_gray_level_is_exact_for_every_colour():
+    """A factor of 0 turns every pixel into its gray level: over all 2**24 colours that is
+    ``(2989 r + 5870 g + 1140 b) // 10000``, computed in float32 by the kernel."""
+    level = np.arange(256, dtype=np.uint8)
+    colours = np.stack(np.meshgrid(level, level, level, indexing='ij'), -1).reshape(-1, 3)
+    values = colours.reshape(-1).copy()
+    blend_with_gray_inplace(values, 0.0)
+    gray = gray_of(colours)
+    np.testing.assert_array_equal(values.reshape(-1, 3), np.repeat(gray[:, None], 3, axis=1))
+    assert gray.max() == 254 and gray[255 * 65536 + 255 * 256 + 255] == 254   # 0.9999 * 255, truncated
+
+
+SATURATION_FACTORS = [0.0, 0.3, 0.5, 1.0, 1.0 + 1e-9, 0.61803, 1.37, 1.9999, 2.0, 7.5, 300.0]
+
+
+@pytest.mark.parametrize('factor', SATURATION_FACTORS)
+def test_saturation_kernel_matches_its_float32_formula(rgb_triples, factor):
+    values = rgb_triples.reshape(-1).copy()
+    blend_with_gray_inplace(values, factor)
+    np.testing.assert_array_equal(values.reshape(rgb_triples.shape), saturation_blend(rgb_triples, factor))
+    if factor == 1.0:
+        np.testing.assert_array_equal(values.reshape(rgb_triples.shape), rgb_triples)
+
+
+def test_saturation_formula_is_within_a_level_of_exact_arithmetic():
+    """``floor(float32(f) * d)`` against the exact ``floor(f * d)`` (``f`` the float64 factor)
+    for every difference ``d = x - gray`` in -255..255 and 200 random factors: one level at
+    most, and rarely (where ``f * d`` lies within float32's rounding of an integer)."""
+    from fractions import Fraction
+    rng = np.random.default_rng(5)
+    differences = np.arange(-255, 256)
+    missed = 0
+    for factor in rng.uniform(0.0, 2.0, 200):
+        exact = np.array([math.floor(Fraction(float(factor)) * int(d)) for d in differences])
+        float32 = np.floor(np.float32(factor) * differences.astype(np.float32)).astype(np.int64)
+        assert np.abs(exact - float32).max() <= 1
+        missed += int((exact != float32).sum())
+    assert missed <= 5, missed                  # 1 in 1,022,000 pairs over 2,000 factors
 
 
 def test_color_jitter_extreme_factors_clamp(images_file, originals):

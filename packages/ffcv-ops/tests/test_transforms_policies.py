@@ -57,8 +57,16 @@ def to_uint8(values):
 
 
 def gray_of(image):
-    x = image.astype(np.float64)
-    return (0.2989 * x[..., 0] + 0.587 * x[..., 1] + 0.114 * x[..., 2]).astype(np.uint8)
+    """``trunc(0.2989 r + 0.587 g + 0.114 b)`` per pixel, exactly (in integers)."""
+    x = image.astype(np.int64)
+    return (2989 * x[..., 0] + 5870 * x[..., 1] + 1140 * x[..., 2]) // 10000
+
+
+def saturation_blend(image, f):
+    """``gray + floor(f * (x - gray))`` clipped, ``f`` and the product in float32."""
+    gray = gray_of(image)[..., None]
+    step = np.floor(np.float32(f) * (image.astype(np.float32) - gray.astype(np.float32)))
+    return np.clip(gray + step, 0, 255).astype(np.uint8)
 
 
 def warp_reference(image, linear, translate=(0.0, 0.0), center=(0.0, 0.0), fill=0):
@@ -155,7 +163,7 @@ def policy_op_reference(image, name, magnitude, fill):
     if name == 'Color':
         if channels == 1:
             return image.copy(), False
-        return to_uint8(f * x + (1 - f) * gray_of(image)[..., None].astype(np.float64)), False
+        return saturation_blend(image, f), False
     if name == 'Contrast':
         gray = image[..., 0] if channels == 1 else gray_of(image)
         return to_uint8(f * x + (1 - f) * (gray.sum(dtype=np.int64) / gray.size)), False

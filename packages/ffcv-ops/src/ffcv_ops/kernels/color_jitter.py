@@ -1,10 +1,11 @@
 """torchvision-style colour adjustments of one uint8 image ``(height, width, channels)``, in
 place, and the random ``ColorJitter`` of a batch built on them.
 
-Brightness, contrast and saturation are torchvision's functional formulas on uint8 tensors,
-computed in float64: blends ``clamp(f * x + (1 - f) * other, 0, 255)`` truncated to uint8,
-where ``other`` is black (brightness), the mean of the image's uint8 grayscale (contrast) or
-each pixel's uint8 grayscale (saturation). Hue is torchvision's HSV round trip (values
+Brightness, contrast and saturation are torchvision's functional formulas on uint8 tensors:
+blends ``clamp(f * x + (1 - f) * other, 0, 255)`` truncated to uint8, where ``other`` is
+black (brightness), the mean of the image's uint8 grayscale (contrast) or each pixel's uint8
+grayscale (saturation), in float64 for brightness and contrast and in float32 for saturation
+(``kernels/color.py`` says exactly how). Hue is torchvision's HSV round trip (values
 ``x / 255``, back as ``trunc(v * (256 - 0.001))``) computed exactly in integers, with the
 shift rounded down to a step of 1/49152 turn (``rotate_hue_inplace``): a byte differs from
 torchvision's float64 result by at most one level, on under 0.5% of bytes. One-channel
@@ -21,11 +22,8 @@ import math
 import numpy as np
 from numba import njit
 
-from .color import blend_inplace, blend_with_gray_inplace, gray_total
+from .color import blend_inplace, blend_with_gray_inplace, gray_level, gray_total
 from .random import sample_key, uniform
-
-# ITU-R 601 luma weights (torchvision's rgb_to_grayscale)
-_R, _G, _B = 0.2989, 0.587, 0.114
 
 #: the adjustments in ColorJitter's draw order
 BRIGHTNESS, CONTRAST, SATURATION, HUE = 0, 1, 2, 3
@@ -35,12 +33,6 @@ BRIGHTNESS, CONTRAST, SATURATION, HUE = 0, 1, 2, 3
 def clamp_to_uint8(value):
     """``value`` clipped to [0, 255] and truncated toward zero."""
     return np.uint8(min(max(value, 0.0), 255.0))
-
-
-@njit(nogil=True, cache=True, inline='always')
-def gray_level(r, g, b):
-    """A pixel's uint8 grayscale level (luma, truncated)."""
-    return np.uint8(_R * r + _G * g + _B * b)
 
 
 @njit(nogil=True, cache=True, inline='always')

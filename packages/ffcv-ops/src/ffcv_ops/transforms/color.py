@@ -88,7 +88,7 @@ class RandomContrast(_ColorJitter):
     (in place).
 
     Per sample (draws as ``RandomBrightness``): ``gray = trunc(0.2989 r + 0.587 g + 0.114 b)``
-    per pixel, ``m`` its mean over the image, and ``x -> f * x + (1 - f) * m`` for every
+    per pixel (exactly), ``m`` its mean over the image, and ``x -> f * x + (1 - f) * m`` for every
     channel, clipped to [0, 255] and truncated to uint8. ``f < 1`` lowers the contrast,
     ``f > 1`` raises it. uint8 RGB images ``(height, width, 3)``, before ``ToTensor``.
 
@@ -104,9 +104,12 @@ class RandomSaturation(_ColorJitter):
     (in place).
 
     Per sample (draws as ``RandomBrightness``): ``gray = trunc(0.2989 r + 0.587 g + 0.114 b)``
-    per pixel and ``x -> f * x + (1 - f) * gray`` per channel, clipped to [0, 255] and
-    truncated to uint8: ``f = 0`` gives a grayscale image, ``f > 1`` stronger colours.
-    uint8 RGB images ``(height, width, 3)``, before ``ToTensor``.
+    per pixel (exactly) and ``x -> f * x + (1 - f) * gray`` per channel, clipped to [0, 255]
+    and truncated to uint8: ``f = 0`` gives a grayscale image, ``f > 1`` stronger colours.
+    Computed as ``gray + floor(f * (x - gray))`` with ``f`` rounded to float32 and the
+    product in float32 (one level off the exact value where ``f * (x - gray)`` lies within
+    float32's rounding of an integer: about one pair in a million). uint8 RGB images
+    ``(height, width, 3)``, before ``ToTensor``.
 
     >>> RandomSaturation(0.2)
     RandomSaturation(magnitude=0.2, p=0.5)
