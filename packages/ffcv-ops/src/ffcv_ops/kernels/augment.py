@@ -49,29 +49,48 @@ def translate_rows(images, out, height, channels, indices, seed, padding, fill_r
     """``out[i]``: image ``i`` shifted by (dy, dx), each drawn uniformly from
     ``-padding..padding``; what comes in from outside is the fill.
 
-    ``images`` and ``out`` are ``(n * height, width * channels)``: each image row is one
-    contiguous row, so the kernel copies row segments (vectorised) rather than pixels.
-    ``fill_row`` is the fill value per channel repeated ``width`` times.
+    ``images`` and ``out`` are ``(n * height, width * channels)`` and C-contiguous, so the
+    rows that stay inside the image are one contiguous run in both: the kernel copies that
+    run in one loop (what lands in a row's first or last ``|dx|`` pixels is a neighbouring
+    row's and is overwritten by the fill), then fills the rows and row ends that came in
+    from outside. ``fill_row`` is the fill value per channel repeated ``width`` times.
     """
     row_length = images.shape[1]
+    flat_in = images.reshape(-1)
+    flat_out = out.reshape(-1)
     span = 2 * padding + 1
     for i in range(indices.shape[0]):
         key = sample_key(seed, indices[i])
         dy = min(int(uniform(key, 0) * span), span - 1) - padding
         dx = min(int(uniform(key, 1) * span), span - 1) - padding
         shift = dx * channels
-        lo = max(0, -shift)                  # out[lo:hi] reads images[lo + shift:hi + shift]
+        lo = max(0, -shift)                  # out row [lo, hi) reads source row [lo + shift, hi + shift)
         hi = min(row_length, row_length - shift)
+        y0, y1 = max(0, -dy), min(height, height - dy)
+        first = i * height
+        if hi <= lo or y1 <= y0:
+            y0 = y1 = 0
+        else:
+            start = (first + y0) * row_length + lo
+            stop = (first + y1 - 1) * row_length + hi
+            offset = dy * row_length + shift
+            # indices counted from 0 in views: numba's check for negative indices then folds
+            # away and the loop vectorizes
+            source = flat_in[start + offset:stop + offset]
+            target = flat_out[start:stop]
+            for k in range(target.shape[0]):
+                target[k] = source[k]
+            for y in range(y0, y1):
+                row = out[first + y]
+                for k in range(lo):
+                    row[k] = fill_row[k]
+                for k in range(hi, row_length):
+                    row[k] = fill_row[k]
         for y in range(height):
-            row = out[i * height + y]
-            sy = y + dy
-            if sy < 0 or sy >= height or hi <= lo:
-                row[:] = fill_row
-                continue
-            source = images[i * height + sy]
-            row[:lo] = fill_row[:lo]
-            row[lo:hi] = source[lo + shift:hi + shift]
-            row[hi:] = fill_row[hi:]
+            if y < y0 or y >= y1:
+                row = out[first + y]
+                for k in range(row_length):
+                    row[k] = fill_row[k]
 
 
 @njit(nogil=True, cache=True)
