@@ -28,7 +28,10 @@ import time
 
 import numpy as np
 
-_COMPILED_CALLS = [('ffcv_ops.decoders.image', 'decode_chunk'), ('ffcv_ops.decoders.basics', 'gather_scalars')]
+# the decoders' compiled calls: one chunk (decode_chunk) or, with a chunk ring, every chunk a
+# worker thread claims until it returns (claim_and_decode)
+_COMPILED_CALLS = [('ffcv_ops.decoders.image', 'decode_chunk'), ('ffcv_ops.decoders.image', 'claim_and_decode'),
+                   ('ffcv_ops.decoders.basics', 'gather_scalars')]
 
 
 def plain_python():
@@ -43,7 +46,7 @@ class CallClock:
     """Wraps the compiled per-chunk calls: CPU time inside them per thread, and the cost of
     ``plain_python`` right after each (for the calls named ``cold_after``)."""
 
-    def __init__(self, cold_after='decode_chunk'):
+    def __init__(self, cold_after=('decode_chunk', 'claim_and_decode')):
         self.inside = {}        # thread id -> [nanoseconds, calls]
         self.cold = []          # plain_python's CPU nanoseconds right after a call
         self.cold_after = cold_after
@@ -59,7 +62,7 @@ class CallClock:
             record = inside.setdefault(threading.get_ident(), [0, 0])
             record[0] += end - start
             record[1] += 1
-            if self.measure_cold and name == self.cold_after:
+            if self.measure_cold and name in self.cold_after:
                 t0 = time.thread_time_ns()
                 plain_python()
                 cold.append(time.thread_time_ns() - t0)

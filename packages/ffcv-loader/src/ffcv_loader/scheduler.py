@@ -8,6 +8,12 @@ Batches are admitted in order, at most ``batches_ahead + 1`` beyond the one the 
 holds, each into the ring slot ``batch % (batches_ahead + 2)``: a slot is reused only after
 the consumer has moved past its batch.
 
+When the batches' only chunked pipeline is one compiled decoder call per chunk (a crop
+decoder with its flip, pages memory-mapped, no CUDA copies), the chunks go to a
+``ffcv_ops.chunk_ring.ChunkRing`` instead of the task queue: the worker threads claim them
+inside compiled code and come back to Python about once per batch (to join it), not once per
+chunk, so that the Python they run, which holds the GIL, does not grow with the batch.
+
 Worker threads reference only this object, never the iterator the user holds: when the
 user drops the iterator (a ``break``), it is collected, which stops and joins the threads.
 """
@@ -15,7 +21,10 @@ import threading
 from collections import deque
 from contextlib import nullcontext
 
+import numpy as np
 from ffcv_format.errors import FormatError, in_context
+from ffcv_ops.chunk_ring import FINISHED, NEEDS_PYTHON, ChunkRing
+from ffcv_ops.pipeline import FIRST_BUFFER_ROWS
 
 
 def _raise_in_context(error, where):
@@ -107,12 +116,29 @@ class EpochRun:
         # per ring slot, the chunked pipelines' runners with the slot's buffers bound
         self.runners = [[(p, pipelines[p].chunk_runner(slot[p], seeds[p], storage_state)) for p in self.chunked]
                         for slot in slots]
+        self.ring, self.claim = self._chunk_ring()
+        self.slot_batch = [-1] * len(slots)     # with a ring: the batch each slot holds
         with self.mutex:
             self._admit()
         for i in range(num_workers):
-            t = threading.Thread(target=self._work, name=f'{name}-{i}', daemon=True)
+            t = threading.Thread(target=self._work if self.ring is None else self._work_on_ring,
+                                 name=f'{name}-{i}', daemon=True)
             t.start()
             self.threads.append(t)
+
+    def _chunk_ring(self):
+        """(ring, claim) when the worker threads can claim chunks inside compiled code
+        (``ffcv_ops.chunk_ring``): one chunked pipeline whose parallel part is one compiled
+        decoder call, pages that need no waiting (memory-mapped), no CUDA copies to wait for
+        before a slot is written. Else (None, None): a return to Python per chunk."""
+        if len(self.chunked) != 1 or self.memory_waits or self.cuda is not None:
+            return None, None
+        p = self.chunked[0]
+        claim = self.pipelines[p].chunk_claimer(self.seeds[p], self.storage_state)
+        destinations = [slot[p][0] for slot in self.slots]
+        if claim is None or not all(isinstance(d, np.ndarray) and d.flags.c_contiguous for d in destinations):
+            return None, None
+        return ChunkRing(destinations, destinations[0].shape[0], self.chunk_size), claim
 
     # ------------------------------------------------------------ producer side
 
@@ -134,8 +160,13 @@ class EpochRun:
             bounds = [(lo, min(lo + step, n)) for lo in range(0, n, step)] or [(0, 0)]
             self.pending[b] = len(bounds)
             self.chunk_results[b] = ([[None] * len(bounds) for _ in self.pipelines], bounds)
-            for c, bound in enumerate(bounds):
-                self.tasks.append((b, c, bound))
+            if self.ring is None:
+                for c, bound in enumerate(bounds):
+                    self.tasks.append((b, c, bound))
+            else:   # the decoder writes its rows of the slot's buffer
+                self.chunk_results[b][0][self.chunked[0]] = [FIRST_BUFFER_ROWS] * len(bounds)
+                self.slot_batch[self._slot(b)] = b
+                self.ring.publish(self._slot(b), indices, bounds)
             self.next_admit += 1
             self.lock.notify_all()
 
@@ -152,12 +183,74 @@ class EpochRun:
             try:
                 self._run_chunk(b, c, lo, hi, ticket, results, bounds)
             except BaseException as e:  # handed to the consumer when it asks for batch b
+                self._fail(b, e)
+
+    def _work_on_ring(self):
+        """A worker thread's loop with a chunk ring: the claimer decodes chunks until it has
+        finished a batch, found nothing to claim, or met a chunk for the Python path."""
+        ring, claim = self.ring, self.claim
+        while True:
+            try:
+                what, value = claim(ring)
+            except BaseException as e:   # not a chunk's problem (those come back as NEEDS_PYTHON)
                 with self.mutex:
-                    self.failed.setdefault(b, e)
-                    # nothing after the failed batch will be asked for
-                    self.tasks = deque(t for t in self.tasks if t[0] < b)
-                    self.halt_at = min(self.halt_at, b)
+                    if self.error is None:
+                        self.error = RuntimeError(f"{self.where}: a worker thread failed while claiming chunks: {e!r}")
+                        self.error.__cause__ = e
                     self.lock.notify_all()
+                return
+            if what == FINISHED:
+                self._ring_batch_done(value)
+            elif what == NEEDS_PYTHON:
+                slot, lo, hi = ring.task(value)
+                b = self.slot_batch[slot]
+                p = self.chunked[0]
+                try:
+                    indices = self.batches[b]
+                    try:
+                        result = self.runners[slot][0][1](indices, lo, hi)
+                    except Exception as e:
+                        _raise_in_context(e, self._where(b, self.pipelines[p], indices[lo:hi]))
+                    self.chunk_results[b][0][p][lo // self.chunk_size] = result
+                except BaseException as e:
+                    self._fail(b, e)
+                    continue
+                if ring.chunk_done(slot):
+                    self._ring_batch_done(slot)
+            else:
+                with self.mutex:
+                    while not self.stopped and not ring.has_work():
+                        self.lock.wait()
+                    if self.stopped:
+                        return
+
+    def _ring_batch_done(self, slot):
+        """The batch in ``slot`` is decoded: release its pages, admit more, join it."""
+        b = self.slot_batch[slot]
+        with self.mutex:
+            if b in self.failed:
+                return
+            self.memory.release(self.tickets.pop(b))
+            self._admit()
+            results, bounds = self.chunk_results[b]
+        try:
+            outputs = self._finish(b, self.slots[slot], self.batches[b], results, bounds)
+        except BaseException as e:
+            self._fail(b, e)
+            return
+        with self.mutex:
+            del self.chunk_results[b], self.pending[b]
+            self.ready[b] = outputs
+            self.lock.notify_all()
+
+    def _fail(self, b, error):
+        """Batch ``b`` failed with ``error``: it is raised when the consumer asks for ``b``."""
+        with self.mutex:
+            self.failed.setdefault(b, error)
+            # nothing after the failed batch will be asked for
+            self.tasks = deque(t for t in self.tasks if t[0] < b)
+            self.halt_at = min(self.halt_at, b)
+            self.lock.notify_all()
 
     def _run_chunk(self, b, c, lo, hi, ticket, results, bounds):
         indices = self.batches[b]
@@ -247,6 +340,8 @@ class EpochRun:
         with self.mutex:
             self.stopped = True
             self.tasks.clear()
+            if self.ring is not None:
+                self.ring.stop()
             self.lock.notify_all()
         current = threading.current_thread()
         for t in self.threads:

@@ -297,6 +297,26 @@ class Pipeline:
 
         return run_own_rows
 
+    def chunk_claimer(self, seeds, storage_state):
+        """``claim(ring) -> (what, value)`` for a :class:`~ffcv_ops.chunk_ring.ChunkRing` of
+        this pipeline's decoder buffers, with an epoch's ``seeds`` and ``storage_state`` bound,
+        or None where the parallel part is not one compiled call of a decoder that can claim
+        chunks itself (a crop decoder, a flip fused into it, nothing after them in the
+        worker threads)."""
+        if not self._generated or self._chunk_calls or self.views is not None:
+            return None
+        make = getattr(self.steps[0].op, 'chunk_claimer', None)
+        claim = None if make is None else make(self.steps[1].op if self._fused_next else None)
+        if claim is None:
+            return None
+        seed = seeds[0]
+        fused_seed = seeds[1] if self._fused_next else 0
+
+        def run(ring):
+            return claim(ring, storage_state, seed, fused_seed)
+
+        return run
+
     def finish_batch(self, buffers, indices, chunk_results, chunk_bounds, seeds):
         """Join the chunks' results into the batch and run the batch part on it."""
         n = indices.shape[0]

@@ -28,6 +28,7 @@ from ..kernels.image_chunks import (BOXES_CENTER, BOXES_GIVEN, BOXES_RANDOM_RESI
                                     decode_whole_images, make_workspace)
 from ..kernels.images import BAD_IMAGE, MODE_JPEG, MODE_PNG, MODE_RAW, WRONG_CHANNELS, locate_images
 from ..kernels.augment import flip_draws
+from ..kernels.chunk_ring import claim_and_decode
 from ..kernels.jpeg import CONTEXT_BYTES
 from ..kernels.mirror import mirror_chosen
 from ..libjpeg import libjpeg
@@ -332,6 +333,28 @@ class ResizedCropRGBImageDecoder(_ImageDecoder):
 
         return decode_and_flip
 
+    def chunk_claimer(self, fused_op=None):
+        """``claim(ring, storage_state, seed, fused_seed)`` that claims and decodes the chunks of
+        a ``ChunkRing`` in one compiled call (``kernels.chunk_ring``), or None where this
+        decoder has no such call (after ``generate_code``). ``fused_op``: the operation fused
+        into the decoder's call (``fused_with``), if any."""
+        claim_chunks = getattr(self, '_claim_chunks', None)
+        if claim_chunks is None or self.channels > 4:
+            return None
+        if fused_op is None:
+            def claim(ring, storage_state, seed, fused_seed=0):
+                return claim_chunks(ring, storage_state, seed)
+            return claim
+        from ..transforms.augment import RandomHorizontalFlip   # transforms import the decoders
+        if type(fused_op) is not RandomHorizontalFlip:
+            return None
+        flip_prob = fused_op.flip_prob
+
+        def claim_and_flip(ring, storage_state, seed, fused_seed):
+            return claim_chunks(ring, storage_state, seed, flip_prob, fused_seed)
+
+        return claim_and_flip
+
     def _box_rule(self):
         """(kind, parameters) of the boxes for ``kernels.image_chunks.decode_chunk``, which draws
         them itself; ``BOXES_GIVEN``: ``_boxes`` is called from Python."""
@@ -406,6 +429,21 @@ class ResizedCropRGBImageDecoder(_ImageDecoder):
             return destination
 
         self._one_call = decode_in_one_call if library is not None and box_kind != BOXES_GIVEN else None
+
+        def claim_chunks(ring, storage_state, seed, flip_prob=0.0, flip_seed=0):
+            """``kernels.chunk_ring.claim_and_decode`` with this thread's workspace."""
+            workspace = getattr(workspaces, 'workspace', None)
+            if workspace is None:
+                workspace = workspaces.workspace = make_workspace(1 << 20, library.functions, library.handlers)
+            if getattr(workspaces, 'status', None) is None or workspaces.status.shape[0] < ring.chunk_size:
+                workspaces.boxes = np.empty((ring.chunk_size, 4), np.int64)
+                workspaces.status = np.empty(ring.chunk_size, np.uint8)
+            return claim_and_decode(ring.control, ring.tasks, ring.done, ring.chunks, ring.batch_indices,
+                                    ring.destinations, workspace, columns, storage_state, channels, box_kind,
+                                    box_parameters, np.uint64(seed), max_denom, workspaces.boxes, workspaces.status,
+                                    flip_prob, np.uint64(flip_seed))
+
+        self._claim_chunks = claim_chunks if self._one_call is not None else None
 
         def decode(indices, destination, metadata, storage_state, seed=0):
             n = indices.shape[0]
