@@ -37,6 +37,7 @@ def image_ops(kind):
 
 
 def loader(path, kind, os_cache, workers=2, batch_size=40, **options):
+    """A Loader over ``path``; the chunk ring is on unless ``FFCV_CHUNK_RING=0`` is set."""
     return Loader(path, batch_size=batch_size, num_workers=workers, order=OrderOption.RANDOM, seed=9, drop_last=False,
                   os_cache=os_cache, pipelines={'image': image_ops(kind), 'label': [IntDecoder(), ToTensor()]},
                   **options)
@@ -59,27 +60,37 @@ def assert_same(batches, expected):
         np.testing.assert_array_equal(images, images2)
 
 
+def chunk_path(monkeypatch, make):
+    """What ``make()`` gives with the ring turned off."""
+    with monkeypatch.context() as m:
+        m.setenv('FFCV_CHUNK_RING', '0')
+        return make()
+
+
 @pytest.mark.parametrize('kind', ['rrc+flip', 'rrc', 'center'])
 @pytest.mark.parametrize('workers', [1, 3])
-def test_the_ring_gives_the_batches_of_the_chunk_path(jpeg_path, kind, workers):
-    # os_cache=False: pages read into the process cache, waited for per chunk: the chunk path
-    expected = epoch(loader(jpeg_path, kind, False, workers), uses_ring=False)
-    got = epoch(loader(jpeg_path, kind, True, workers), uses_ring=True)
+@pytest.mark.parametrize('os_cache', [True, False])
+def test_the_ring_gives_the_batches_of_the_chunk_path(monkeypatch, jpeg_path, kind, workers, os_cache):
+    # os_cache=False: pages are read into the process cache and waited for before publishing
+    expected = chunk_path(monkeypatch, lambda: epoch(loader(jpeg_path, kind, os_cache, workers), uses_ring=False))
+    got = epoch(loader(jpeg_path, kind, os_cache, workers), uses_ring=True)
     assert sum(len(labels) for _, labels in got) == N and len(got) == 4     # 40 + 40 + 40 + 30
     assert_same(got, expected)
 
 
-def test_the_ring_over_several_epochs_and_batch_sizes(jpeg_path):
+def test_the_ring_over_several_epochs_and_batch_sizes(monkeypatch, jpeg_path):
     for batch_size in (7, 16, 64, 200):
         ring_loader = loader(jpeg_path, 'rrc+flip', True, batch_size=batch_size, batches_ahead=1)
-        chunk_loader = loader(jpeg_path, 'rrc+flip', False, batch_size=batch_size, batches_ahead=1)
+        chunk_loader = chunk_path(monkeypatch, lambda: loader(jpeg_path, 'rrc+flip', True, batch_size=batch_size,
+                                                              batches_ahead=1))
         for _ in range(2):
-            got, expected = epoch(ring_loader, uses_ring=True), epoch(chunk_loader, uses_ring=False)
+            got = epoch(ring_loader, uses_ring=True)
+            expected = chunk_path(monkeypatch, lambda: epoch(chunk_loader, uses_ring=False))
             assert sum(len(labels) for _, labels in got) == N
             assert_same(got, expected)
 
 
-def test_images_for_the_python_path_and_a_workspace_to_grow(tmp_path):
+def test_images_for_the_python_path_and_a_workspace_to_grow(monkeypatch, tmp_path):
     """PNG images (left to the Python path by the kernel), and images large enough that
     every thread's first workspace is too small: each such chunk goes back to Python once."""
     rng = np.random.default_rng(8)
@@ -88,8 +99,9 @@ def test_images_for_the_python_path_and_a_workspace_to_grow(tmp_path):
     large = write_images(tmp_path / 'large.beton', RGBImageField(write_mode='jpg'),
                          [(int(rng.integers(600, 900)), int(rng.integers(600, 900))) for _ in range(40)])
     for path in (png, large):
-        expected = epoch(loader(path, 'rrc+flip', False), uses_ring=False)
+        expected = chunk_path(monkeypatch, lambda: epoch(loader(path, 'rrc+flip', True), uses_ring=False))
         got = epoch(loader(path, 'rrc+flip', True), uses_ring=True)
+        assert sum(len(labels) for _, labels in got) == (60 if path == png else 40)
         assert_same(got, expected)
 
 
@@ -102,7 +114,7 @@ def test_a_pipeline_with_more_worker_operations_keeps_the_chunk_path(jpeg_path):
     assert sum(len(labels) for _, labels in iterator) == N
 
 
-def test_a_damaged_image_raises_as_on_the_chunk_path(tmp_path):
+def test_a_damaged_image_raises_as_on_the_chunk_path(monkeypatch, tmp_path):
     rng = np.random.default_rng(2)
     path = tmp_path / 'damaged.beton'
     reader = write_dataset(path, {'image': RGBImageField(write_mode='jpg'), 'label': IntField()},
@@ -112,14 +124,15 @@ def test_a_damaged_image_raises_as_on_the_chunk_path(tmp_path):
     data = bytearray(path.read_bytes())
     data[ptr:ptr + 4] = b'\x00\x00\x00\x00'           # sample 57's JPEG loses its first marker
     path.write_bytes(bytes(data))
-    errors = []
-    for os_cache in (False, True):
+    def first_error():
         with pytest.raises(Exception) as caught:
-            for _ in loader(str(path), 'rrc+flip', os_cache):
+            for _ in loader(str(path), 'rrc+flip', True):
                 pass
-        errors.append(caught.value)
-    assert type(errors[0]) is type(errors[1]) and str(errors[0]) == str(errors[1])
-    assert isinstance(errors[1], FormatError) and 'sample 57' in str(errors[1]), errors[1]
+        return caught.value
+
+    expected, got = chunk_path(monkeypatch, first_error), first_error()
+    assert type(got) is type(expected) and str(got) == str(expected)
+    assert isinstance(got, FormatError) and 'sample 57' in str(got), got
 
 
 def test_a_break_mid_epoch_stops_the_claiming_threads(jpeg_path):

@@ -9,14 +9,17 @@ holds, each into the ring slot ``batch % (batches_ahead + 2)``: a slot is reused
 the consumer has moved past its batch.
 
 When the batches' only chunked pipeline is one compiled decoder call per chunk (a crop
-decoder with its flip, pages memory-mapped, no CUDA copies), the chunks go to a
-``ffcv_ops.chunk_ring.ChunkRing`` instead of the task queue: the worker threads claim them
-inside compiled code and come back to Python about once per batch (to join it), not once per
-chunk, so that the Python they run, which holds the GIL, does not grow with the batch.
+decoder with its flip), the chunks go to a ``ffcv_ops.chunk_ring.ChunkRing`` instead of the
+task queue: a worker thread publishes each admitted batch's chunks once its pages are read
+and its slot's previous CUDA copy is done, and the worker threads claim them inside compiled
+code, coming back to Python about once per batch (to join it), not once per chunk, so that
+the Python they run, which holds the GIL, does not grow with the batch.
+``FFCV_CHUNK_RING=0`` turns the ring off.
 
 Worker threads reference only this object, never the iterator the user holds: when the
 user drops the iterator (a ``break``), it is collected, which stops and joins the threads.
 """
+import os
 import threading
 from collections import deque
 from contextlib import nullcontext
@@ -118,6 +121,10 @@ class EpochRun:
                         for slot in slots]
         self.ring, self.claim = self._chunk_ring()
         self.slot_batch = [-1] * len(slots)     # with a ring: the batch each slot holds
+        # with a ring: batches admitted but not yet published, in order, and whether a worker
+        # is publishing one (it waits for the batch's pages and its slot's CUDA copy first)
+        self.unpublished = deque()
+        self.publishing = False
         with self.mutex:
             self._admit()
         for i in range(num_workers):
@@ -129,9 +136,9 @@ class EpochRun:
     def _chunk_ring(self):
         """(ring, claim) when the worker threads can claim chunks inside compiled code
         (``ffcv_ops.chunk_ring``): one chunked pipeline whose parallel part is one compiled
-        decoder call, pages that need no waiting (memory-mapped), no CUDA copies to wait for
-        before a slot is written. Else (None, None): a return to Python per chunk."""
-        if len(self.chunked) != 1 or self.memory_waits or self.cuda is not None:
+        decoder call into C-contiguous buffers, and the environment variable
+        ``FFCV_CHUNK_RING`` not ``0``. Else (None, None): a return to Python per chunk."""
+        if len(self.chunked) != 1 or os.environ.get('FFCV_CHUNK_RING', '1').strip() == '0':
             return None, None
         p = self.chunked[0]
         claim = self.pipelines[p].chunk_claimer(self.seeds[p], self.storage_state)
@@ -163,10 +170,9 @@ class EpochRun:
             if self.ring is None:
                 for c, bound in enumerate(bounds):
                     self.tasks.append((b, c, bound))
-            else:   # the decoder writes its rows of the slot's buffer
+            else:   # the decoder writes its rows of the slot's buffer; a worker publishes
                 self.chunk_results[b][0][self.chunked[0]] = [FIRST_BUFFER_ROWS] * len(bounds)
-                self.slot_batch[self._slot(b)] = b
-                self.ring.publish(self._slot(b), indices, bounds)
+                self.unpublished.append((b, bounds))
             self.next_admit += 1
             self.lock.notify_all()
 
@@ -185,11 +191,47 @@ class EpochRun:
             except BaseException as e:  # handed to the consumer when it asks for batch b
                 self._fail(b, e)
 
+    def _publish(self):
+        """Publish the admitted batches' chunks to the ring, in order, each once its pages are
+        read (the process cache: ``memory.wait``) and its slot's previous CUDA copy is done.
+        Run by worker threads (never by the consumer: it must not wait on a copy), one at a
+        time, outside the lock while waiting."""
+        while True:
+            with self.mutex:
+                if self.publishing or not self.unpublished or self.stopped:
+                    return
+                b, bounds = self.unpublished[0]
+                ticket = self.tickets[b]
+                self.publishing = True
+            s = self._slot(b)
+            try:
+                if self.memory_waits:
+                    try:
+                        self.memory.wait(ticket)
+                    except Exception as e:
+                        _raise_in_context(e, f"{self.where}, batch {b}: reading its pages")
+                if self.cuda is not None:
+                    self.cuda.host_ready(s)
+            except BaseException as e:
+                with self.mutex:
+                    self.publishing = False
+                    self.unpublished.popleft()
+                self._fail(b, e)
+                continue
+            with self.mutex:
+                self.publishing = False
+                self.unpublished.popleft()
+                if b < self.halt_at and not self.stopped:
+                    self.slot_batch[s] = b
+                    self.ring.publish(s, self.batches[b], bounds)
+                self.lock.notify_all()
+
     def _work_on_ring(self):
         """A worker thread's loop with a chunk ring: the claimer decodes chunks until it has
         finished a batch, found nothing to claim, or met a chunk for the Python path."""
         ring, claim = self.ring, self.claim
         while True:
+            self._publish()
             try:
                 what, value = claim(ring)
             except BaseException as e:   # not a chunk's problem (those come back as NEEDS_PYTHON)
@@ -219,7 +261,7 @@ class EpochRun:
                     self._ring_batch_done(slot)
             else:
                 with self.mutex:
-                    while not self.stopped and not ring.has_work():
+                    while not (self.stopped or ring.has_work() or (self.unpublished and not self.publishing)):
                         self.lock.wait()
                     if self.stopped:
                         return
@@ -249,6 +291,7 @@ class EpochRun:
             self.failed.setdefault(b, error)
             # nothing after the failed batch will be asked for
             self.tasks = deque(t for t in self.tasks if t[0] < b)
+            self.unpublished = deque(u for u in self.unpublished if u[0] < b)
             self.halt_at = min(self.halt_at, b)
             self.lock.notify_all()
 
