@@ -214,17 +214,22 @@ class EpochRun:
                     self.cuda.host_ready(s)
             except BaseException as e:
                 with self.mutex:
-                    self.publishing = False
-                    self.unpublished.popleft()
+                    self._published(b)
                 self._fail(b, e)
                 continue
             with self.mutex:
-                self.publishing = False
-                self.unpublished.popleft()
+                self._published(b)
                 if b < self.halt_at and not self.stopped:
                     self.slot_batch[s] = b
                     self.ring.publish(s, self.batches[b], bounds)
                 self.lock.notify_all()
+
+    def _published(self, b):
+        """Batch ``b`` leaves the unpublished ones (lock held); a failure meanwhile may have
+        dropped it already (``_fail`` drops the batches from the failed one on)."""
+        self.publishing = False
+        if self.unpublished and self.unpublished[0][0] == b:
+            self.unpublished.popleft()
 
     def _work_on_ring(self):
         """A worker thread's loop with a chunk ring: the claimer decodes chunks until it has
