@@ -55,14 +55,28 @@ def _check_size(name, value):
     return h, w
 
 
-def run_in_workspace(local, library, kernel, *arguments):
-    """``kernel(workspace, *arguments)`` (``kernels.image_chunks.decode_chunk`` or
-    ``decode_views_chunk``) with this thread's workspace (``local.workspace``: it holds a
-    decompressor), made on first use and grown while the kernel answers that it needs more
-    bytes. Returns the kernel's ``(row, code, left_out)``."""
+def thread_workspace(local, library):
+    """This thread's workspace for the JPEG kernels (``local.workspace``: it holds a
+    decompressor), made on first use."""
     workspace = getattr(local, 'workspace', None)
     if workspace is None:
         workspace = local.workspace = make_workspace(1 << 20, library.functions, library.handlers)
+    return workspace
+
+
+def thread_chunk_scratch(local, n):
+    """This thread's ``(boxes, status)`` arrays of a chunk's crop decode, at least ``n`` rows
+    (kept per thread: no allocation per chunk)."""
+    if getattr(local, 'status', None) is None or local.status.shape[0] < n:
+        local.boxes, local.status = np.empty((n, 4), np.int64), np.empty(n, np.uint8)
+    return local.boxes, local.status
+
+
+def run_in_workspace(local, library, kernel, *arguments):
+    """``kernel(workspace, *arguments)`` (``kernels.image_chunks.decode_chunk`` or
+    ``decode_views_chunk``) with this thread's workspace (``thread_workspace``), grown while
+    the kernel answers that it needs more bytes. Returns the kernel's ``(row, code, left_out)``."""
+    workspace = thread_workspace(local, library)
     while True:
         row, code, needed, left_out = kernel(workspace, *arguments)
         if not needed:
@@ -336,18 +350,15 @@ class ResizedCropRGBImageDecoder(_ImageDecoder):
     def chunk_claimer(self, fused_op=None):
         """``claim(ring, storage_state, seed, fused_seed)`` that claims and decodes the chunks of
         a ``ChunkRing`` in one compiled call (``kernels.chunk_ring``), or None where this
-        decoder has no such call (after ``generate_code``). ``fused_op``: the operation fused
-        into the decoder's call (``fused_with``), if any."""
+        decoder has no such call (after ``generate_code``). ``fused_op``: the operation
+        ``fused_with`` fused into the decoder's call (a ``RandomHorizontalFlip``), if any."""
         claim_chunks = getattr(self, '_claim_chunks', None)
-        if claim_chunks is None or self.channels > 4:
+        if claim_chunks is None:
             return None
         if fused_op is None:
             def claim(ring, storage_state, seed, fused_seed=0):
                 return claim_chunks(ring, storage_state, seed)
             return claim
-        from ..transforms.augment import RandomHorizontalFlip   # transforms import the decoders
-        if type(fused_op) is not RandomHorizontalFlip:
-            return None
         flip_prob = fused_op.flip_prob
 
         def claim_and_flip(ring, storage_state, seed, fused_seed):
@@ -405,12 +416,10 @@ class ResizedCropRGBImageDecoder(_ImageDecoder):
             """Metadata, boxes (unless given), decode, crop, resize (and a fused flip: see
             ``fused_with``) in one compiled call."""
             n = indices.shape[0]
-            if getattr(workspaces, 'status', None) is None or workspaces.status.shape[0] < n:
-                # kept per thread: no allocation per chunk
-                workspaces.boxes, workspaces.status = np.empty((n, 4), np.int64), np.empty(n, np.uint8)
+            own_boxes, status = thread_chunk_scratch(workspaces, n)
             if boxes is None:
-                boxes = workspaces.boxes[:n]
-            status = workspaces.status[:n]
+                boxes = own_boxes[:n]
+            status = status[:n]
             row, code, left_out = run_in_workspace(workspaces, library, decode_chunk, columns, indices,
                                                    storage_state, channels, box_kind, box_parameters,
                                                    np.uint64(seed), max_denom, boxes, destination, status,
@@ -431,16 +440,11 @@ class ResizedCropRGBImageDecoder(_ImageDecoder):
         self._one_call = decode_in_one_call if library is not None and box_kind != BOXES_GIVEN else None
 
         def claim_chunks(ring, storage_state, seed, flip_prob=0.0, flip_seed=0):
-            """``kernels.chunk_ring.claim_and_decode`` with this thread's workspace."""
-            workspace = getattr(workspaces, 'workspace', None)
-            if workspace is None:
-                workspace = workspaces.workspace = make_workspace(1 << 20, library.functions, library.handlers)
-            if getattr(workspaces, 'status', None) is None or workspaces.status.shape[0] < ring.chunk_size:
-                workspaces.boxes = np.empty((ring.chunk_size, 4), np.int64)
-                workspaces.status = np.empty(ring.chunk_size, np.uint8)
+            """``kernels.chunk_ring.claim_and_decode`` with this thread's workspace and scratch."""
+            boxes, status = thread_chunk_scratch(workspaces, ring.chunk_size)
             return claim_and_decode(ring.control, ring.tasks, ring.done, ring.chunks, ring.batch_indices,
-                                    ring.destinations, workspace, columns, storage_state, channels, box_kind,
-                                    box_parameters, np.uint64(seed), max_denom, workspaces.boxes, workspaces.status,
+                                    ring.destinations, thread_workspace(workspaces, library), columns, storage_state,
+                                    channels, box_kind, box_parameters, np.uint64(seed), max_denom, boxes, status,
                                     flip_prob, np.uint64(flip_seed))
 
         self._claim_chunks = claim_chunks if self._one_call is not None else None
