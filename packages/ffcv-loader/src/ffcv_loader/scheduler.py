@@ -165,9 +165,9 @@ class EpochRun:
             n = len(indices)
             step = self.chunk_size
             bounds = [(lo, min(lo + step, n)) for lo in range(0, n, step)] or [(0, 0)]
-            self.pending[b] = len(bounds)
             self.chunk_results[b] = ([[None] * len(bounds) for _ in self.pipelines], bounds)
             if self.ring is None:
+                self.pending[b] = len(bounds)
                 for c, bound in enumerate(bounds):
                     self.tasks.append((b, c, bound))
             else:   # the decoder writes its rows of the slot's buffer; a worker publishes
@@ -205,11 +205,7 @@ class EpochRun:
                 self.publishing = True
             s = self._slot(b)
             try:
-                if self.memory_waits:
-                    try:
-                        self.memory.wait(ticket)
-                    except Exception as e:
-                        _raise_in_context(e, f"{self.where}, batch {b}: reading its pages")
+                self._wait_for_pages(b, ticket)
                 if self.cuda is not None:
                     self.cuda.host_ready(s)
             except BaseException as e:
@@ -251,14 +247,8 @@ class EpochRun:
             elif what == NEEDS_PYTHON:
                 slot, lo, hi = ring.task(value)
                 b = self.slot_batch[slot]
-                p = self.chunked[0]
                 try:
-                    indices = self.batches[b]
-                    try:
-                        result = self.runners[slot][0][1](indices, lo, hi)
-                    except Exception as e:
-                        _raise_in_context(e, self._where(b, self.pipelines[p], indices[lo:hi]))
-                    self.chunk_results[b][0][p][lo // self.chunk_size] = result
+                    self._run_runners(b, slot, lo // self.chunk_size, lo, hi, self.chunk_results[b][0])
                 except BaseException as e:
                     self._fail(b, e)
                     continue
@@ -281,14 +271,9 @@ class EpochRun:
             self._admit()
             results, bounds = self.chunk_results[b]
         try:
-            outputs = self._finish(b, self.slots[slot], self.batches[b], results, bounds)
+            self._hand_over(b, slot, results, bounds)
         except BaseException as e:
             self._fail(b, e)
-            return
-        with self.mutex:
-            del self.chunk_results[b], self.pending[b]
-            self.ready[b] = outputs
-            self.lock.notify_all()
 
     def _fail(self, b, error):
         """Batch ``b`` failed with ``error``: it is raised when the consumer asks for ``b``."""
@@ -301,37 +286,50 @@ class EpochRun:
             self.lock.notify_all()
 
     def _run_chunk(self, b, c, lo, hi, ticket, results, bounds):
-        indices = self.batches[b]
-        if self.memory_waits:
-            try:
-                self.memory.wait(ticket)
-            except Exception as e:
-                _raise_in_context(e, f"{self.where}, batch {b}: reading its pages")
-        s = b % len(self.slots)
-        slot = self.slots[s]
+        self._wait_for_pages(b, ticket)
+        s = self._slot(b)
         if self.cuda is not None:
             self.cuda.host_ready(s)
         if hi > lo:
-            p = 0
-            try:
-                for p, run in self.runners[s]:
-                    results[p][c] = run(indices, lo, hi)
-            except Exception as e:
-                _raise_in_context(e, self._where(b, self.pipelines[p], indices[lo:hi]))
+            self._run_runners(b, s, c, lo, hi, results)
         with self.mutex:
             if b in self.failed:
                 return
             self.pending[b] -= 1
             last = self.pending[b] == 0
             if last:   # decoded: the batch's pages are no longer needed
+                del self.pending[b]
                 self.memory.release(self.tickets.pop(b))
                 self._admit()
         if last:
-            outputs = self._finish(b, slot, indices, results, bounds)
-            with self.mutex:
-                del self.chunk_results[b], self.pending[b]
-                self.ready[b] = outputs
-                self.lock.notify_all()
+            self._hand_over(b, s, results, bounds)
+
+    def _wait_for_pages(self, b, ticket):
+        """Wait until batch ``b``'s pages (``ticket``) are read, where the memory manager reads them."""
+        if self.memory_waits:
+            try:
+                self.memory.wait(ticket)
+            except Exception as e:
+                _raise_in_context(e, f"{self.where}, batch {b}: reading its pages")
+
+    def _run_runners(self, b, s, c, lo, hi, results):
+        """The chunked pipelines' runners of slot ``s`` on chunk ``c`` of batch ``b`` (its
+        samples ``lo:hi``), each result in ``results[pipeline][c]``."""
+        indices = self.batches[b]
+        p = 0
+        try:
+            for p, run in self.runners[s]:
+                results[p][c] = run(indices, lo, hi)
+        except Exception as e:
+            _raise_in_context(e, self._where(b, self.pipelines[p], indices[lo:hi]))
+
+    def _hand_over(self, b, s, results, bounds):
+        """Join decoded batch ``b`` (in slot ``s``: its pages released already) and make it ready."""
+        outputs = self._finish(b, self.slots[s], self.batches[b], results, bounds)
+        with self.mutex:
+            del self.chunk_results[b]
+            self.ready[b] = outputs
+            self.lock.notify_all()
 
     def _finish(self, b, slot, indices, results, bounds):
         """The batch parts of every pipeline (on the slot's stream with CUDA), and the
