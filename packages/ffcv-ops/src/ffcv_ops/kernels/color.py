@@ -23,7 +23,8 @@ _TEN_THOUSANDTH = np.float32(1e-4)
 
 
 @njit(nogil=True, cache=True, inline='always')
-def _to_uint8(value):
+def clamp_to_uint8(value):
+    """``value`` clipped to [0, 255] and truncated toward zero."""
     return np.uint8(min(max(value, 0.0), 255.0))
 
 
@@ -43,7 +44,7 @@ def gray_level(r, g, b):
 
 @njit(nogil=True, cache=True)
 def fixed_point_blend(factor, shift):
-    """``(a, b, bits)`` with ``clamp((a * x + b) >> bits, 0, 255) == _to_uint8(factor * x +
+    """``(a, b, bits)`` with ``clamp((a * x + b) >> bits, 0, 255) == clamp_to_uint8(factor * x +
     shift)`` for every x in 0..255 (checked here, all 256), and ``|a * x + b| < 2**31``;
     ``bits`` is 0 when the nearest such form misses one x (about 1 call in 300: ``factor * x
     + shift`` lands within ~1e-5 of an integer)."""
@@ -57,7 +58,7 @@ def fixed_point_blend(factor, shift):
     for x in range(256):
         value = (a * x + b) >> bits
         value = 0 if value < 0 else (255 if value > 255 else value)
-        if value != _to_uint8(factor * x + shift):
+        if value != clamp_to_uint8(factor * x + shift):
             return 0, 0, 0
     return a, b, bits
 
@@ -76,7 +77,7 @@ def blend_inplace(values, factor, shift):
             values[k] = np.uint8(0 if value < 0 else (255 if value > 255 else value))
     else:
         for k in range(values.shape[0]):
-            values[k] = _to_uint8(factor * values[k] + shift)
+            values[k] = clamp_to_uint8(factor * values[k] + shift)
 
 
 @njit(nogil=True, cache=True)

@@ -30,12 +30,6 @@ BRIGHTNESS, CONTRAST, SATURATION, HUE = 0, 1, 2, 3
 
 
 @njit(nogil=True, cache=True, inline='always')
-def clamp_to_uint8(value):
-    """``value`` clipped to [0, 255] and truncated toward zero."""
-    return np.uint8(min(max(value, 0.0), 255.0))
-
-
-@njit(nogil=True, cache=True, inline='always')
 def _write_back(image, work):
     """Copy ``work`` (``np.ascontiguousarray(image)``) into ``image`` when it is a copy."""
     if work.ctypes.data != image.ctypes.data:

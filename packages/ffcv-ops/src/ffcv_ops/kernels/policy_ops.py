@@ -13,7 +13,8 @@ import numpy as np
 from numba import njit
 
 from .affine import inverse_affine_matrix, rotation_matrix, warp_inplace
-from .color_jitter import adjust_brightness, adjust_contrast, adjust_saturation, clamp_to_uint8
+from .color import clamp_to_uint8
+from .color_jitter import adjust_brightness, adjust_contrast, adjust_saturation
 from .random import sample_key, uniform
 
 # op codes, in torchvision's order of the policies' augmentation space
