@@ -17,13 +17,11 @@ pytest.importorskip('s3fs')
 pytest.importorskip('moto')
 
 from ffcv_format.remote import RemoteReadError, RetryPolicy  # noqa: E402
-from ffcv_format.remote_testing import (mixed_dataset, offline_aws_environment, recording_proxy,  # noqa: E402
-                                        s3_server, storage_options_for)
+from ffcv_format.remote_testing import (NO_BACKEND_RETRIES, mixed_dataset, offline_aws_environment,  # noqa: E402
+                                        recording_proxy, s3_server, storage_options_for)
 
 PAGE = 1 << 21
 URL = 's3://data/train.beton'
-#: botocore's own retries off, so that the Reader's retries are the ones at work
-NO_BACKEND_RETRIES = {'config_kwargs': {'retries': {'total_max_attempts': 1, 'mode': 'standard'}}}
 QUICK = RetryPolicy(attempts=3, first_delay=0.01, max_delay=0.05)
 
 

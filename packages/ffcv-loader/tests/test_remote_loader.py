@@ -19,13 +19,12 @@ pytest.importorskip('s3fs')
 pytest.importorskip('moto')
 
 from ffcv_format.remote import RemoteReadError, RetryPolicy  # noqa: E402
-from ffcv_format.remote_testing import (OFFLINE_AWS_ENVIRONMENT, mixed_dataset,  # noqa: E402
+from ffcv_format.remote_testing import (NO_BACKEND_RETRIES, OFFLINE_AWS_ENVIRONMENT, mixed_dataset,  # noqa: E402
                                         offline_aws_environment, recording_proxy, s3_server,
                                         storage_options_for)
 
 PAGE = 1 << 21
 URL = 's3://data/train.beton'
-NO_BACKEND_RETRIES = {'config_kwargs': {'retries': {'total_max_attempts': 1, 'mode': 'standard'}}}
 QUICK = RetryPolicy(attempts=4, first_delay=0.01, max_delay=0.05)
 @pytest.fixture(scope='module', autouse=True)
 def no_cloud():

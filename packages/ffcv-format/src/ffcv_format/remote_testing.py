@@ -111,6 +111,11 @@ def mixed_dataset(path, samples: int, image_shape: Tuple[int, int], array_shape:
     return path
 
 
+#: ``storage_options_for(..., **NO_BACKEND_RETRIES)``: botocore's own retries off, so that the
+#: retries at work against a failing server are ``ffcv_format.remote``'s
+NO_BACKEND_RETRIES = {'config_kwargs': {'retries': {'total_max_attempts': 1, 'mode': 'standard'}}}
+
+
 def storage_options_for(endpoint_url: str, **extra) -> dict:
     """fsspec storage options reaching an S3 server at ``endpoint_url`` with the dummy
     credentials (``extra`` added, e.g. ``config_kwargs``)."""
